@@ -1,0 +1,35 @@
+//! `cargo xtask bench proto`: the release benchmarks, one group per bench target.
+//!
+//! Benchmarks measure wall time, so they never run in `cargo xtask ci` (STYLE point 16:
+//! no timed assertions); they are run by hand, on a quiet machine.
+
+use crate::cmd::Cmd;
+
+/// Groups `cargo xtask bench` accepts, each `(group, package, bench target)`.
+const BENCHES: &[(&str, &str, &str)] = &[("proto", "totem-proto", "proto")];
+
+/// The group names (for argument checking).
+pub(crate) const GROUPS: &[&str] = &["proto"];
+
+/// `cargo bench -p <package> --bench <target>` (cargo benches build with the release
+/// profile).
+pub(crate) fn run(group: &str) -> crate::Result {
+    let Some((_, package, bench)) = BENCHES.iter().find(|(g, _, _)| *g == group) else {
+        return Err(format!("unknown group `{group}`"));
+    };
+    Cmd::cargo()
+        .args(["bench", "-p", package, "--bench", bench])
+        .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_has_a_bench() {
+        for group in GROUPS {
+            assert!(BENCHES.iter().any(|(g, _, _)| g == group), "{group}");
+        }
+    }
+}
