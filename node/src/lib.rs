@@ -1,7 +1,25 @@
 //! # node: the totem executive (`totemd`)
 //!
 //! Layer map: the only crate that composes ring, transports, services and IPC for Linux,
-//! around a tokio driver loop.
+//! around a tokio driver loop. Binaries: `totemd` (the daemon), `totemctl` (its CLI).
 //!
-//! Status: issue 5; no code yet.
+//! ```text
+//! config/    corosync.conf-style file → typed settings (+ cmap-style flat keys)
+//! clock.rs   tokio's clock ↔ the ring's Instant (the one conversion point)
+//! persist.rs the last ring seq in the state directory (atomic, fsynced)
+//! daemon.rs  the driver loop: socket readiness, deadlines, signals, control requests
+//! link.rs    what the daemon needs of a transport (fd, time for fault injection)
+//! control.rs the control socket protocol (`totemctl status`)
+//! logging.rs tracing + the `log` bridge for the core crates
+//! ```
 #![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod link;
+pub mod logging;
+pub mod persist;

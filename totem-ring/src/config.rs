@@ -87,6 +87,16 @@ pub struct Config {
     /// Ordered messages kept for retransmission and delivery (the sort-queue window,
     /// default 16384 as corosync). Memory is bounded by this × `frame_len`.
     pub retransmit_window: u32,
+    /// The Accelerated Ring (Babay and Amir, ICDCS 2016): pass the token before this
+    /// visit's new messages are multicast, overlapping the token's trip with the data.
+    /// Off by default (corosync's classic ring); every member should use the same setting.
+    pub accelerated: bool,
+    /// In GATHER, fail the processors heard nothing from for `token_retransmit` since the
+    /// gather began, instead of waiting out `consensus` (on by default; off = corosync).
+    /// Live members answer a gather within a round trip (a join makes every operational
+    /// member gather and send its own), so a crashed node is out of the next ring after
+    /// about `token + token_retransmit` rather than `token + consensus`.
+    pub fast_fail: bool,
 }
 
 impl Config {
@@ -117,6 +127,8 @@ impl Config {
             max_message_len: 1 << 20,
             send_queue_bytes: (4 << 20) + (1 << 20),
             retransmit_window: MAX_RETRANSMIT_WINDOW,
+            accelerated: false,
+            fast_fail: true,
         }
     }
 
@@ -244,6 +256,8 @@ impl Config {
             max_message_len: self.max_message_len,
             send_queue_bytes: self.send_queue_bytes,
             retransmit_window: self.retransmit_window,
+            accelerated: self.accelerated,
+            fast_fail: self.fast_fail,
         })
     }
 }
@@ -277,6 +291,8 @@ pub struct Effective {
     pub max_message_len: usize,
     pub send_queue_bytes: usize,
     pub retransmit_window: u32,
+    pub accelerated: bool,
+    pub fast_fail: bool,
 }
 
 /// A configuration value the ring refuses, with the option's corosync name.
@@ -290,7 +306,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    const fn new(option: &'static str, reason: &'static str) -> Self {
+    pub(crate) const fn new(option: &'static str, reason: &'static str) -> Self {
         Self { option, reason }
     }
 }

@@ -147,6 +147,8 @@ pub struct Ring {
     /// Nodes that announced a clean leave.
     pub(crate) leavers: BTreeSet<NodeId>,
     pub(crate) failed_to_recv: bool,
+    /// Processors heard from since this gather began (`fast_fail`).
+    pub(crate) heard: BTreeSet<NodeId>,
 
     // Commit and recovery.
     pub(crate) new_memb: Vec<NodeId>,
@@ -182,6 +184,9 @@ pub struct Ring {
     pub(crate) orf_token_discard: bool,
     pub(crate) trc: u32,
     pub(crate) pbl: u32,
+    /// The token's seq when this node last forwarded it (Accelerated Ring: gaps above it
+    /// may still be in flight and are not requested yet).
+    pub(crate) last_forwarded_seq: Seq,
     /// The last token sent (ORF or commit), for `token_retransmit` and `hold`.
     pub(crate) last_token: Option<(NodeId, Bytes)>,
     /// A token this node sent itself (singleton ring), processed on the next timeout.
@@ -234,6 +239,7 @@ impl Ring {
             consensus_set: BTreeSet::new(),
             leavers: BTreeSet::new(),
             failed_to_recv: false,
+            heard: BTreeSet::new(),
             new_memb: Vec::new(),
             old: OldRing {
                 ring_id,
@@ -265,6 +271,7 @@ impl Ring {
             orf_token_discard: true,
             trc: 0,
             pbl: 0,
+            last_forwarded_seq: 0,
             last_token: None,
             self_token: None,
             outq: OutQueue::new(capacity),
@@ -326,7 +333,6 @@ impl Ring {
     /// comes from this node is counted and dropped; nothing here panics on input.
     pub fn handle_datagram(&mut self, now: Instant, from: PeerAddr, bytes: &[u8]) {
         self.now = now;
-        let _ = from; // The frame header is authoritative; `from` serves diagnostics only.
         if self.state == State::Left {
             return;
         }
@@ -352,6 +358,9 @@ impl Ring {
     /// Dispatches a validated frame of our cluster.
     pub(crate) fn handle_frame(&mut self, bytes: &[u8], frame: Frame<'_>) {
         let sender = frame.header.sender;
+        if self.state == State::Gather {
+            self.heard.insert(sender);
+        }
         match frame.body {
             Body::OrfToken(v) => self.on_orf_token(&v),
             Body::Mcast(v) => {
@@ -394,6 +403,7 @@ impl Ring {
             Timer::Consensus => self.on_consensus_timeout(),
             Timer::Merge => self.on_merge_timeout(),
             Timer::SendJoin => self.send_join(),
+            Timer::FailSilent => self.on_fail_silent_timeout(),
             Timer::SelfToken => {
                 if let Some(bytes) = self.self_token.take() {
                     // Our own frame: it decoded when we built it.
@@ -468,6 +478,50 @@ impl Ring {
         self.state = State::Left;
         self.timers = TimerTable::default();
         self.self_token = None;
+    }
+
+    /// Applies new timer and flow-control values at run time (corosync lets `totem.token`
+    /// and friends change live the same way). Timers already running keep their deadline;
+    /// the next one armed uses the new value.
+    ///
+    /// What defines the node and its buffers cannot change live: `node_id`, `cluster_id`,
+    /// `frame_len`, `max_message_len`, `send_queue_bytes`, `retransmit_window` and `seed`
+    /// must be unchanged.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for an invalid configuration, or one naming the first option that
+    /// needs a restart; nothing is applied then.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        let new = config.effective()?;
+        let old = &self.cfg;
+        let fixed: [(&'static str, bool); 6] = [
+            ("nodeid", new.node_id == old.node_id),
+            ("cluster_id", new.cluster_id == old.cluster_id),
+            ("netmtu", new.frame_len == old.frame_len),
+            (
+                "max_message_len",
+                new.max_message_len == old.max_message_len,
+            ),
+            (
+                "send_queue_bytes",
+                new.send_queue_bytes == old.send_queue_bytes,
+            ),
+            (
+                "retransmit_window",
+                new.retransmit_window == old.retransmit_window,
+            ),
+        ];
+        if let Some((option, _)) = fixed.iter().find(|(_, same)| !same) {
+            return Err(ConfigError {
+                option,
+                reason: "cannot change while running; restart the node",
+            });
+        }
+        self.cfg = Effective {
+            seed: self.cfg.seed,
+            ..new
+        };
+        Ok(())
     }
 
     /// Plants a known protocol bug (simulator checker tests only).

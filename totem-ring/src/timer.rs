@@ -23,9 +23,11 @@ pub(crate) enum Timer {
     SendJoin,
     /// A token addressed to this node itself (singleton ring) is processed.
     SelfToken,
+    /// Processors silent since the gather began are failed (`fast_fail`, ours).
+    FailSilent,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl Timer {
     const ALL: [Self; COUNT] = [
@@ -37,6 +39,7 @@ impl Timer {
         Self::Merge,
         Self::SendJoin,
         Self::SelfToken,
+        Self::FailSilent,
     ];
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask bench proto`: the release benchmarks, one group per bench target.
+//! `cargo xtask bench proto|ring`: the release benchmarks, one group per bench target.
 //!
 //! Benchmarks measure wall time, so they never run in `cargo xtask ci` (STYLE point 16:
 //! no timed assertions); they are run by hand, on a quiet machine.
@@ -6,10 +6,13 @@
 use crate::cmd::Cmd;
 
 /// Groups `cargo xtask bench` accepts, each `(group, package, bench target)`.
-const BENCHES: &[(&str, &str, &str)] = &[("proto", "totem-proto", "proto")];
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("proto", "totem-proto", "proto"),
+    ("ring", "totem-ring", "ring"),
+];
 
 /// The group names (for argument checking).
-pub(crate) const GROUPS: &[&str] = &["proto"];
+pub(crate) const GROUPS: &[&str] = &["proto", "ring"];
 
 /// `cargo bench -p <package> --bench <target>` (cargo benches build with the release
 /// profile).

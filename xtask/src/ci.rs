@@ -52,6 +52,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         run: lean,
     },
     Step {
+        name: "sim",
+        about: "cargo xtask sim --seeds 300 (release) and a determinism check",
+        run: crate::sim::ci,
+    },
+    Step {
         name: "test",
         about: "doctests + cargo nextest run --workspace (or cargo test --workspace)",
         run: test,

@@ -22,6 +22,7 @@ mod ci;
 mod cmd;
 mod fuzz;
 mod nostd;
+mod sim;
 mod tidy;
 mod workspace;
 
@@ -49,8 +50,11 @@ tasks:
   fuzz proto [--seconds <N>]
         run every `cargo fuzz list` target for N seconds each (default 60);
         needs cargo-fuzz and a nightly toolchain
-  bench proto
-        cargo bench -p totem-proto --bench proto (release)
+  sim [--seeds N [--nodes A..B] [--start S] | --seed S [--trace] | --check-determinism --seed S]
+        the deterministic simulator with its EVS invariant checker (release build);
+        ends with `sim: N seeds, V violations`; a failing seed prints REPRODUCE WITH
+  bench proto|ring
+        cargo bench -p totem-proto --bench proto, or -p totem-ring --bench ring (release)
   help, --help, -h
         this message
 ";
@@ -64,6 +68,7 @@ enum Task {
     Tidy,
     Fuzz { group: String, seconds: u64 },
     Bench { group: String },
+    Sim { args: Vec<String> },
 }
 
 impl Task {
@@ -76,6 +81,7 @@ impl Task {
             Self::Tidy => "tidy",
             Self::Fuzz { .. } => "fuzz",
             Self::Bench { .. } => "bench",
+            Self::Sim { .. } => "sim",
         }
     }
 }
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
         Task::Tidy => tidy::run(),
         Task::Fuzz { group, seconds } => fuzz::run(&group, seconds),
         Task::Bench { group } => bench::run(&group),
+        Task::Sim { args } => sim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +125,12 @@ fn parse(args: &[String]) -> core::result::Result<Task, String> {
     let Some((task, rest)) = args.split_first() else {
         return Err("no task given".into());
     };
+    if task == "sim" {
+        // The simulator parses its own arguments (and answers --help itself).
+        return Ok(Task::Sim {
+            args: rest.to_vec(),
+        });
+    }
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(Task::Help);
     }

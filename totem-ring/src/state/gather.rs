@@ -23,6 +23,12 @@ impl Ring {
             );
         }
         let now = self.now;
+        if self.state != State::Gather && self.cfg.fast_fail {
+            // A new gather episode: start listening for who is alive.
+            self.heard.clear();
+            self.timers
+                .set(Timer::FailSilent, now + self.cfg.token_retransmit);
+        }
         self.orf_token_discard = true;
         self.originated_orf_token = false;
         self.self_token = None;
@@ -54,6 +60,27 @@ impl Ring {
             );
         } else {
             self.send_join();
+        }
+    }
+
+    /// A ring being installed (COMMIT or RECOVERY) is given up: restore the old ring's
+    /// state and start the membership afresh.
+    ///
+    /// The fail set is cleared (keeping clean leavers, and ourselves after a failure to
+    /// receive). corosync keeps it; then a member that was still recovering when its
+    /// group's new ring was interrupted re-gathers with the old round's fail set — which
+    /// names a whole other partition — its group adopts it, that partition fails it back
+    /// ("it failed me, so I fail it"), and the two halves split again on every merge
+    /// attempt. The simulator found that livelock under steady traffic. A fresh round
+    /// fails the silent ones again after `consensus`; safety does not depend on it.
+    pub(crate) fn abandon_install(&mut self) {
+        if self.state == State::Recovery {
+            self.old_ring_restore();
+        }
+        self.fail_set.clear();
+        self.fail_set.extend(self.leavers.iter().copied());
+        if self.failed_to_recv {
+            self.fail_set.insert(self.me);
         }
     }
 
@@ -116,6 +143,24 @@ impl Ring {
         }
     }
 
+    /// `fast_fail`: processors that have sent nothing since the gather began are failed
+    /// now rather than after `consensus`.
+    pub(crate) fn on_fail_silent_timeout(&mut self) {
+        if self.state != State::Gather {
+            return;
+        }
+        let silent: Vec<NodeId> = self
+            .proc_set
+            .iter()
+            .filter(|n| **n != self.me && !self.fail_set.contains(n) && !self.heard.contains(n))
+            .copied()
+            .collect();
+        if !silent.is_empty() {
+            self.fail_set.extend(silent);
+            self.gather_enter("silent since the gather began");
+        }
+    }
+
     pub(crate) fn on_join_timeout(&mut self) {
         if self.state == State::Gather {
             self.send_join();
@@ -151,9 +196,16 @@ impl Ring {
     }
 
     /// Every processor in proc \ fail has confirmed our exact sets.
+    ///
+    /// After a failure to receive, an empty proc \ fail counts as agreed: this node forms
+    /// its singleton ring whoever else it gave up on (corosync `memb_consensus_agreed`:
+    /// "we will create single ring anyway"). Without that rule such a node, unable to hear
+    /// the others, fails them all and then waits in GATHER forever (found by the simulator,
+    /// seed 1547).
     pub(crate) fn consensus_agreed(&self) -> bool {
         let mut live = self.proc_set.difference(&self.fail_set).peekable();
-        live.peek().is_some() && live.all(|n| self.consensus_set.contains(n))
+        let any = live.peek().is_some();
+        live.all(|n| self.consensus_set.contains(n)) && (any || self.failed_to_recv)
     }
 
     /// The lowest id in proc \ fail: the representative of the next ring.
@@ -183,9 +235,7 @@ impl Ring {
                 if !(self.new_memb.contains(&sender) && ring_seq >= self.ring_id.seq) {
                     return;
                 }
-                if self.state == State::Recovery {
-                    self.old_ring_restore();
-                }
+                self.abandon_install();
             }
             State::Left => return,
         }
@@ -232,6 +282,7 @@ impl Ring {
             return;
         }
         // Step 5: adopt what the sender knows.
+        let before = (self.proc_set.len(), self.fail_set.len());
         for n in procs.iter() {
             if self.proc_set.len() >= MAX_NODES && !self.proc_set.contains(&n) {
                 warn!("more than {} processors: ignoring node {}", MAX_NODES, n);
@@ -246,6 +297,13 @@ impl Ring {
             // Fail sets are adopted only from members of our own ring (commit cfbb021e).
             self.fail_set.extend(fails.iter());
         }
-        self.gather_enter("join with new information");
+        // Re-gather only when our sets grew. corosync re-enters GATHER on every such join,
+        // which restarts the consensus timer: two nodes whose fail sets differ for good
+        // (each from another ring, so neither adopts the other's) then answer each other's
+        // joins forever and consensus never times out — a livelock the simulator found.
+        // Sets only grow, so this bounds the restarts.
+        if (self.proc_set.len(), self.fail_set.len()) != before {
+            self.gather_enter("join with new information");
+        }
     }
 }

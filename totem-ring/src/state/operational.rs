@@ -92,6 +92,12 @@ impl Ring {
 
     /// Stores an ordered message and advances the aru.
     fn store(&mut self, recovery: bool, seq: Seq, msg: Stored) {
+        if recovery {
+            // The old-ring message inside goes into the old ring's queue at once (corosync
+            // does this when recovery ends), so the recovery queue can release what every
+            // member holds and its window never blocks a long recovery.
+            self.recover_old_message(&msg.payload);
+        }
         let q = if recovery {
             &mut self.recovery
         } else {
@@ -198,6 +204,14 @@ impl Ring {
         if self.state == State::Operational {
             self.stable = self.stable.max(stable);
             self.messages_free(stable);
+        } else {
+            // Recovery: nothing is delivered from the recovery queue (its contents went to
+            // the old ring's queue on receipt), so what every member has can go.
+            let release_to = stable.min(self.aru);
+            if release_to > self.last_released {
+                self.recovery.release_to(release_to);
+                self.last_released = release_to;
+            }
         }
 
         // Step 8.
@@ -236,8 +250,17 @@ impl Ring {
 
         // Step 11: request what we miss, once it has been missing for miss_count_const
         // visits (corosync's delay avoids requesting messages still in flight).
+        // Accelerated Ring: the predecessors may still be multicasting what they numbered
+        // after passing the token, so only gaps up to the seq this node passed on last
+        // round are certain (Babay and Amir 2016; Spread's Prot_handle_token).
+        let accelerated = self.cfg.accelerated && self.state == State::Operational;
         let ring = self.ring_id;
-        let (from, to) = (self.aru + 1, t.seq);
+        let to = if accelerated {
+            t.seq.min(self.last_forwarded_seq)
+        } else {
+            t.seq
+        };
+        let from = self.aru + 1;
         let mut s = from;
         while s <= to && !t.rtr.is_full() {
             let q = self.active_queue();
@@ -274,7 +297,8 @@ impl Ring {
         let room = u32::try_from(limit.saturating_sub(t.seq)).unwrap_or(u32::MAX);
         allowed = allowed.min(room);
 
-        // Step 14: broadcast new messages.
+        // Step 14: broadcast new messages (after the token, when accelerated).
+        let new_from = self.transmits.len();
         let sent_new = self.broadcast_new(&mut t, allowed);
 
         // Step 15.
@@ -322,7 +346,16 @@ impl Ring {
         if let Some(frame) = self.encode(&t, Flags::NONE, self.head.version) {
             if forward {
                 self.stats.orf_token_tx += 1;
+                self.last_forwarded_seq = t.seq;
                 self.send_token(next, frame);
+                if accelerated && next != self.me && self.transmits.len() > new_from + 1 {
+                    // The token overtakes this visit's new messages: the total order is
+                    // unchanged (their seqs are on the token), the token's trip overlaps
+                    // the data.
+                    if let Some(token) = self.transmits.pop_back() {
+                        self.transmits.insert(new_from, token);
+                    }
+                }
             } else {
                 // Held: keep it for the hold timer (and token_retransmit) to send.
                 self.last_token = Some((next, frame));
@@ -512,11 +545,12 @@ impl Ring {
             }
             State::Commit => {
                 self.stats.commit_token_lost += 1;
+                self.abandon_install();
                 self.gather_enter("token lost in COMMIT");
             }
             State::Recovery => {
                 self.stats.recovery_token_lost += 1;
-                self.old_ring_restore();
+                self.abandon_install();
                 self.gather_enter("token lost in RECOVERY");
             }
             State::Left => {}

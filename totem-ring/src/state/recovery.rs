@@ -148,27 +148,8 @@ impl Ring {
 
     /// Installs the new ring: the exact order of TOTEM-SRP.md §5.5.
     pub(crate) fn operational_enter(&mut self) {
-        let old_ring = self.old.ring_id;
-        // 2: move recovered old-ring messages into the old ring's queue.
-        for seq in 1..=self.aru {
-            let Some(outer) = self.recovery.get(seq) else {
-                continue;
-            };
-            let Some((inner_seq, stored)) = unwrap_encapsulated(&outer.payload) else {
-                continue;
-            };
-            if stored.0 != old_ring {
-                continue;
-            }
-            #[cfg(feature = "_planted-bugs")]
-            if self.bug == Some(crate::PlantedBug::DropRecovered) {
-                continue;
-            }
-            if !self.regular.contains(inner_seq) {
-                let _ = self.regular.insert(inner_seq, stored.1);
-                self.old.high_seq_received = self.old.high_seq_received.max(inner_seq);
-            }
-        }
+        // 2: the recovered old-ring messages are already in the old ring's queue
+        // (`recover_old_message`, on receipt).
         let old_high = self.old.high_seq_received;
 
         // 3: deliver in the old regular configuration up to the first hole — and not past
@@ -226,7 +207,7 @@ impl Ring {
             left: Vec::new(),
             joined: joined.clone(),
         }));
-        info!(
+        debug!(
             "node {}: a new membership ({}) was formed. Members joined: {:?} left: {:?}",
             self.me, self.ring_id, joined, left
         );
@@ -239,6 +220,7 @@ impl Ring {
         self.last_released = base;
         self.stable = base;
         self.last_aru = base;
+        self.last_forwarded_seq = base;
         self.memb = self.new_memb.clone();
         self.proc_set = self.memb.iter().copied().collect();
         self.fail_set.clear();
@@ -270,19 +252,48 @@ impl Ring {
         }
     }
 
-    /// Step 7 of installing a ring.
+    /// Step 7 of installing a ring: what is left of the old ring, in the transitional
+    /// configuration. Up to the first hole everything is delivered (these messages are in
+    /// order at every transitional member; they are here only because a safe message among
+    /// them could not be delivered as such in the old configuration). After a hole, only
+    /// messages of transitional members are delivered: one of a departed sender may depend
+    /// on the missing message (corosync `messages_deliver_to_app` with `skip = 1` and its
+    /// `my_deliver_memb_list` filter).
     fn deliver_old_transitional(&mut self, end: Seq) {
         let ring = self.old.ring_id;
+        let mut after_hole = false;
         for seq in self.high_delivered + 1..=end {
             self.high_delivered = seq;
             let Some(m) = self.regular.get(seq) else {
+                after_hole = true;
                 continue;
             };
-            if !self.deliver_memb.contains(&m.originator) {
+            if after_hole && !self.deliver_memb.contains(&m.originator) {
                 continue;
             }
             let (o, g, p) = (m.originator, m.guarantee, m.payload.clone());
             self.deliver_payload(ring, o, g, &p);
+        }
+    }
+}
+
+impl Ring {
+    /// Puts the old-ring message inside an encapsulated MCAST payload into the old ring's
+    /// queue, unless it is there already or belongs to another ring (corosync
+    /// `deliver_messages_from_recovery_to_regular`, done per message as it arrives).
+    pub(crate) fn recover_old_message(&mut self, payload: &bytes::Bytes) {
+        let Some((seq, (ring, stored))) = unwrap_encapsulated(payload) else {
+            return;
+        };
+        if ring != self.old.ring_id {
+            return;
+        }
+        #[cfg(feature = "_planted-bugs")]
+        if self.bug == Some(crate::PlantedBug::DropRecovered) {
+            return;
+        }
+        if self.regular.insert(seq, stored) == crate::sortq::Insert::Stored {
+            self.old.high_seq_received = self.old.high_seq_received.max(seq);
         }
     }
 }

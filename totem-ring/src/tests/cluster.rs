@@ -29,6 +29,8 @@ pub(crate) struct Cluster {
     pub(crate) delivered: BTreeMap<NodeId, Vec<Got>>,
     pub(crate) configs: BTreeMap<NodeId, Vec<crate::Configuration>>,
     pub(crate) ring_seqs: BTreeMap<NodeId, u64>,
+    /// Drop every MCAST frame with this seq on this ring seq on its way to this node.
+    pub(crate) black_hole: Option<(NodeId, u64, u64)>,
 }
 
 pub(crate) fn config(id: u32) -> Config {
@@ -43,6 +45,11 @@ pub(crate) fn config(id: u32) -> Config {
 
 impl Cluster {
     pub(crate) fn new(n: u32) -> Self {
+        Self::with(n, |_| {})
+    }
+
+    /// A cluster whose every node's config passes through `tweak`.
+    pub(crate) fn with(n: u32, tweak: impl Fn(&mut Config)) -> Self {
         let mut c = Self {
             now: Instant::ZERO,
             rings: BTreeMap::new(),
@@ -53,9 +60,12 @@ impl Cluster {
             delivered: BTreeMap::new(),
             configs: BTreeMap::new(),
             ring_seqs: BTreeMap::new(),
+            black_hole: None,
         };
         for id in 1..=n {
-            c.add(config(id));
+            let mut cfg = config(id);
+            tweak(&mut cfg);
+            c.add(cfg);
         }
         c
     }
@@ -117,6 +127,17 @@ impl Cluster {
 
     fn send(&mut self, from: NodeId, to: NodeId, frame: Bytes) {
         if self.cut.contains(&(from, to)) || from == to {
+            return;
+        }
+        if let Some((victim, ring_seq, seq)) = self.black_hole
+            && victim == to
+            && let Ok(totem_proto::Frame {
+                body: totem_proto::Body::Mcast(m),
+                ..
+            }) = totem_proto::Frame::parse(&frame)
+            && m.ring_id().seq == ring_seq
+            && m.seq() == seq
+        {
             return;
         }
         self.next_id += 1;

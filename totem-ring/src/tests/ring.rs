@@ -277,3 +277,106 @@ fn garbage_and_foreign_clusters_are_counted_and_ignored() {
     assert!(r.stats().rx_other_cluster >= 1);
     assert_eq!(r.stats().memb_join_rx, 0);
 }
+
+#[test]
+fn the_accelerated_ring_keeps_one_total_order() {
+    // Reference: Babay and Amir 2016 — passing the token before the visit's multicasts
+    // changes when data moves, not its order.
+    let mut c = Cluster::with(4, |cfg| cfg.accelerated = true);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.converged(&[1, 2, 3, 4]));
+    for i in 0..200u32 {
+        c.submit(
+            1 + i % 4,
+            format!("a{i}").as_bytes(),
+            if i % 7 == 0 {
+                Guarantee::Safe
+            } else {
+                Guarantee::Agreed
+            },
+        );
+    }
+    c.run_for(Duration::from_secs(3));
+    let one = c.payloads(1);
+    assert_eq!(one.len(), 200);
+    for id in 2..=4 {
+        assert_eq!(one, c.payloads(id), "node {id}");
+    }
+}
+
+#[test]
+fn a_node_that_cannot_receive_one_message_excludes_itself() {
+    // corosync's FAILED TO RECEIVE (TOTEM-SRP.md §3.2 step 17): after fail_recv_const
+    // visits with the aru held back by this node, it leaves the ring instead of stalling it.
+    let mut c = Cluster::with(3, |cfg| cfg.fail_recv_const = 20);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.converged(&[1, 2, 3]));
+    let ring_seq = c.rings[&totem_proto::NodeId(1)].ring_id().seq;
+    // The first message sent on this ring never reaches node 3, from anyone.
+    c.black_hole = Some((totem_proto::NodeId(3), ring_seq, 1));
+    c.submit(1, b"lost for node 3", Guarantee::Agreed);
+    for i in 0..5u32 {
+        c.submit(2, format!("after{i}").as_bytes(), Guarantee::Agreed);
+    }
+    c.run_for(Duration::from_secs(5));
+    assert_eq!(c.rings[&totem_proto::NodeId(3)].stats().failed_to_recv, 1);
+    // Nodes 1 and 2 delivered everything in one order; the ring was not stalled.
+    assert_eq!(c.payloads(1).len(), 6);
+    assert_eq!(c.payloads(1), c.payloads(2));
+    // Node 3 never delivered the message it could not receive.
+    assert!(
+        !c.payloads(3)
+            .iter()
+            .any(|p| p.as_ref() == b"lost for node 3")
+    );
+}
+
+/// Simulated time from the crash of node 3 until nodes 1 and 2 run a ring of two.
+fn time_to_exclude_a_crashed_node(fast_fail: bool) -> Duration {
+    let mut c = Cluster::with(3, |cfg| cfg.fast_fail = fast_fail);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.converged(&[1, 2, 3]));
+    c.crash(3);
+    let t0 = c.now;
+    while !c.converged(&[1, 2]) {
+        c.run_for(Duration::from_millis(1));
+        assert!(c.now - t0 < Duration::from_secs(10), "no new ring");
+    }
+    c.now - t0
+}
+
+#[test]
+fn fast_fail_excludes_a_crashed_node_without_waiting_for_consensus() {
+    // Simulated time, deterministic: corosync's path is token + consensus (200 + 240 ms
+    // here); with fast_fail it is token + token_retransmit (200 + 47 ms) plus the commit.
+    let fast = time_to_exclude_a_crashed_node(true);
+    let slow = time_to_exclude_a_crashed_node(false);
+    // The token timer runs from the last token seen, a little before the crash.
+    assert!(slow >= Duration::from_millis(350), "classic {slow}");
+    assert!(fast < Duration::from_millis(300), "fast {fast}");
+    assert!(
+        slow.total_millis() >= fast.total_millis() + 150,
+        "fast {fast} classic {slow}"
+    );
+}
+
+#[test]
+fn timers_change_live_but_identity_does_not() {
+    let mut c = Cluster::new(3);
+    c.run_for(Duration::from_secs(2));
+    let r = c.rings.get_mut(&totem_proto::NodeId(1)).unwrap();
+    let mut cfg = super::cluster::config(1);
+    cfg.token = Duration::from_millis(400);
+    r.reconfigure(&cfg).unwrap();
+    assert_eq!(r.config().token, Duration::from_millis(400));
+    assert_eq!(r.config().consensus, Duration::from_millis(480));
+    cfg.frame_len = 1000;
+    assert_eq!(r.reconfigure(&cfg).unwrap_err().option, "netmtu");
+    assert_eq!(r.config().token, Duration::from_millis(400));
+    cfg.frame_len = 1472;
+    cfg.join = Duration::from_millis(1);
+    assert_eq!(r.reconfigure(&cfg).unwrap_err().option, "join");
+    // The ring keeps working with the new token.
+    c.run_for(Duration::from_secs(2));
+    assert!(c.converged(&[1, 2, 3]));
+}

@@ -1,0 +1,81 @@
+//! `totemctl`: talk to the local totemd.
+//!
+//! ```text
+//! totemctl [-s SOCKET | -f CONFIG] status|leave
+//! ```
+//! The socket defaults to `$TOTEM_SOCKET`, else the state directory of the configuration
+//! file (`-f`, default /etc/totem/totem.conf), else `/var/lib/totem/totemd.sock`.
+
+use core::time::Duration;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use node::config::{DEFAULT_PATH, DaemonConfig};
+use node::control;
+
+const USAGE: &str = "usage: totemctl [-s SOCKET | -f CONFIG] <request>
+requests:
+  status   node id, ring id, state, members, transport and counters
+  reload   re-read the configuration file and apply what can change live
+  leave    leave the ring cleanly and stop the daemon
+options:
+  -s SOCKET  the daemon's control socket (default: $TOTEM_SOCKET, or from the config)
+  -f CONFIG  read the state directory from this configuration file";
+
+fn main() -> ExitCode {
+    let mut socket: Option<PathBuf> = std::env::var_os("TOTEM_SOCKET").map(PathBuf::from);
+    let mut config: Option<PathBuf> = None;
+    let mut request: Option<String> = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-s" => socket = it.next().map(PathBuf::from),
+            "-f" => config = it.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            r if request.is_none() && !r.starts_with('-') => request = Some(r.to_owned()),
+            other => {
+                eprintln!("totemctl: unexpected argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(request) = request else {
+        eprintln!("totemctl: no request given\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    if !control::REQUESTS.iter().any(|(r, _)| *r == request) {
+        eprintln!("totemctl: unknown request {request:?}\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let socket = match (socket, config) {
+        (Some(s), None) => s,
+        (_, Some(c)) => match DaemonConfig::load(&c) {
+            Ok(cfg) => control::socket_path(&cfg.state_dir),
+            Err(e) => {
+                eprintln!("totemctl: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => match DaemonConfig::load(std::path::Path::new(DEFAULT_PATH)) {
+            Ok(cfg) => control::socket_path(&cfg.state_dir),
+            Err(_) => PathBuf::from("/var/lib/totem/totemd.sock"),
+        },
+    };
+    match control::query(&socket, &request, Duration::from_secs(5)) {
+        Ok(answer) => {
+            print!("{answer}");
+            if answer.starts_with("error:") {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("totemctl: cannot reach totemd at {}: {e}", socket.display());
+            ExitCode::FAILURE
+        }
+    }
+}
