@@ -98,7 +98,6 @@ impl<T: Link> Daemon<T> {
     /// # Errors
     /// The transport's socket cannot be registered with tokio.
     pub fn new(ring: Ring, transport: T, clock: Clock, opts: Options) -> io::Result<Self> {
-        let last_members = ring.members().to_vec();
         Ok(Self {
             ring,
             transport: Some(transport),
@@ -107,7 +106,7 @@ impl<T: Link> Daemon<T> {
             pending: VecDeque::new(),
             stats: DaemonStats::default(),
             token_rate: (totem_proto::time::Instant::ZERO, 0, 0.0),
-            last_members,
+            last_members: Vec::new(),
             last_retx: 0,
             extra_status: Box::new(String::new),
         })
@@ -271,6 +270,14 @@ impl<T: Link> Daemon<T> {
                     })?;
                 }
                 Event::Configuration(c) if c.kind == ConfigurationKind::Regular => {
+                    // Joined and left against what this daemon saw last (at the first ring
+                    // the node itself has joined), ring ids in decimal as `status` prints.
+                    let joined: Vec<NodeId> = c
+                        .members
+                        .iter()
+                        .filter(|n| !self.last_members.contains(n))
+                        .copied()
+                        .collect();
                     let left: Vec<NodeId> = self
                         .last_members
                         .iter()
@@ -278,9 +285,10 @@ impl<T: Link> Daemon<T> {
                         .copied()
                         .collect();
                     info!(
-                        "A new membership (ring {}) was formed. Members joined: {}, left: {}",
-                        c.ring_id,
-                        list(&c.joined),
+                        "A new membership (ring {}.{}) was formed. Members joined: {}, left: {}",
+                        c.ring_id.rep,
+                        c.ring_id.seq,
+                        list(&joined),
                         list(&left)
                     );
                     self.last_members = c.members;
@@ -434,15 +442,19 @@ impl<T: Link> Daemon<T> {
         let s = r.stats();
         let members: Vec<String> = r.members().iter().map(ToString::to_string).collect();
         let mut out = String::new();
+        let installed = r.installed_ring_id();
         let _ = writeln!(
             out,
             "node {}: ring {}.{} members {}",
             r.node_id(),
-            r.ring_id().rep,
-            r.ring_id().seq,
+            installed.rep,
+            installed.seq,
             members.join(",")
         );
         let _ = writeln!(out, "state: {}", r.state());
+        if r.ring_id() != installed {
+            let _ = writeln!(out, "forming: ring {}.{}", r.ring_id().rep, r.ring_id().seq);
+        }
         let _ = writeln!(out, "transport: {}", self.opts.transport_name);
         let _ = writeln!(
             out,

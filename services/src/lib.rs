@@ -1,9 +1,58 @@
-//! # services: the service-engine trait and the engines
+//! # services: the service-engine trait, the sync protocol, and the engines
 //!
-//! Layer map: pure engine logic over `alloc`; delivered totem messages in, replies and
-//! multicasts out. Never touches the network or IPC directly: node/ wires it.
+//! Service engines as in corosync's executive — CPG today; cmap, votequorum, SAM and cfg
+//! later — behind one sans-IO trait, and the dispatcher that runs them over a
+//! `totem_ring::Ring`.
 //!
-//! Status: issue 6; no code yet.
+//! Layer map:
+//!
+//! ```text
+//! services.rs    Services: routes deliveries and client connections to engines, runs the
+//!                sync protocol after each configuration, queues actions (the node's API)
+//! sync.rs        the sync protocol's own messages (service list, barrier)
+//! engine.rs      the ServiceEngine trait, Outbox, Action, ConnId, Credentials, service ids
+//! cpg/           the CPG engine
+//!   mod.rs         connections, requests, group view, deliveries
+//!   sync.rs        joinlists out, the view rebuilt from them at activation
+//!   wire.rs        CPG requests, replies, events and node-to-node messages
+//! wire.rs        the codec the formats share: DecodeError, Reader, GroupName, code points
+//! fmt.rs         logging shim (defmt | log | nothing)
+//! ```
+//!
+//! Depends on: `totem-proto` (node ids, ring ids, service ids, guarantees), `totem-ring`
+//! (its `Event`, `Delivery`, `Configuration` and `SubmitError` types: the values it hands
+//! its driver), `bytes`, `heapless`, `alloc`. It never touches the network, the IPC, a clock
+//! or a thread: ring events and client requests come in through
+//! [`Services`]' `handle_*` methods; multicasts leave through
+//! [`Services::flush_multicasts`] and client replies and events through
+//! [`Services::poll_action`]. node/ wires it to the ring and to the IPC; a firmware build
+//! does the same with its own loop. `#![no_std]` + `alloc`, `#![forbid(unsafe_code)]`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+#[macro_use]
+mod fmt;
+
+pub mod cpg;
+mod engine;
+mod services;
+pub mod sync;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{
+    Action, ConnId, Credentials, Outbox, Outgoing, ServiceEngine, SyncProgress, service_id,
+};
+pub use services::{AddEngineError, ConnectError, Flushed, Services, Stats};
+pub use wire::{DecodeError, GroupName, MAX_NAME_LEN};

@@ -39,13 +39,16 @@ struct Args {
     verbose: bool,
     threads: usize,
     plant: Option<PlantedBug>,
+    accelerated: bool,
+    no_fast_fail: bool,
 }
 
 fn usage() -> &'static str {
     "usage: sim --seeds N [--start S] [--nodes A..B] [--keep-going] [--threads T] [--verbose]\n       \
      sim --seed S [--nodes A..B] [--trace]\n       \
      sim --check-determinism --seed S [--nodes A..B]\n       \
-     (any of them: --plant safe-as-agreed|skip-transitional|drop-recovered|duplicate-delivery)"
+     (any of them: --plant safe-as-agreed|skip-transitional|drop-recovered|duplicate-delivery,\n        \
+     --accelerated (Accelerated Ring), --no-fast-fail (corosync's consensus wait))"
 }
 
 fn parse() -> Result<Args, String> {
@@ -59,6 +62,8 @@ fn parse() -> Result<Args, String> {
         keep_going: false,
         verbose: false,
         plant: None,
+        accelerated: false,
+        no_fast_fail: false,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
     };
     let mut it = std::env::args().skip(1);
@@ -88,6 +93,8 @@ fn parse() -> Result<Args, String> {
             "--check-determinism" => a.determinism = true,
             "--keep-going" => a.keep_going = true,
             "--verbose" => a.verbose = true,
+            "--accelerated" => a.accelerated = true,
+            "--no-fast-fail" => a.no_fast_fail = true,
             "--plant" => {
                 a.plant = Some(match it.next().as_deref() {
                     Some("safe-as-agreed") => PlantedBug::SafeAsAgreed,
@@ -136,6 +143,8 @@ fn main() -> ExitCode {
 fn scenario(args: &Args, seed: u64) -> Scenario {
     let mut sc = Scenario::from_seed(seed, args.nodes.0..=args.nodes.1);
     sc.bug = args.plant;
+    sc.accelerated = args.accelerated;
+    sc.fast_fail = !args.no_fast_fail;
     sc
 }
 
@@ -155,6 +164,12 @@ fn reproduce(args: &Args, seed: u64) -> String {
     }
     if let Some(b) = args.plant {
         s.push_str(&format!(" --plant {}", plant_name(b)));
+    }
+    if args.accelerated {
+        s.push_str(" --accelerated");
+    }
+    if args.no_fast_fail {
+        s.push_str(" --no-fast-fail");
     }
     s
 }

@@ -213,6 +213,11 @@ pub struct Scenario {
     pub probes_per_node: usize,
     /// A protocol bug to plant in every ring (checker tests only).
     pub bug: Option<PlantedBug>,
+    /// Run every ring as an Accelerated Ring (`--accelerated`).
+    pub accelerated: bool,
+    /// Fail silent members after `token_retransmit` in gather (the ring's default; off =
+    /// corosync's wait for consensus, `--no-fast-fail`).
+    pub fast_fail: bool,
 }
 
 fn ms(v: u64) -> Duration {
@@ -357,6 +362,8 @@ impl Scenario {
             faults: Vec::new(),
             probes_per_node: 4,
             bug: None,
+            accelerated: false,
+            fast_fail: true,
         };
         sc.faults = sc.fault_schedule(&mut rng);
         sc
@@ -495,6 +502,8 @@ impl Scenario {
         c.frame_len = self.frame_len;
         c.max_message_len = MAX_MESSAGE;
         c.send_queue_bytes = self.send_queue_bytes;
+        c.accelerated = self.accelerated;
+        c.fast_fail = self.fast_fail;
         c
     }
 
@@ -537,6 +546,12 @@ impl Scenario {
         );
         if let Some(b) = self.bug {
             s.push_str(&format!("; planted bug {b:?}"));
+        }
+        if self.accelerated {
+            s.push_str("; accelerated ring");
+        }
+        if !self.fast_fail {
+            s.push_str("; no fast fail");
         }
         s.push_str(&format!("; {} faults", self.faults.len()));
         s

@@ -137,6 +137,8 @@ pub struct Ring {
     pub(crate) highest_ring_seq: u64,
     /// Members of the current regular configuration (`my_memb_list`), ascending.
     pub(crate) memb: Vec<NodeId>,
+    /// The ring id of that configuration (`ring_id` moves ahead during commit).
+    pub(crate) memb_ring_id: RingId,
     /// Wire versions each peer announced in its joins.
     pub(crate) versions: BTreeMap<NodeId, (u8, u8)>,
 
@@ -233,6 +235,7 @@ impl Ring {
             ring_id,
             highest_ring_seq: ring_id.seq,
             memb: vec![me],
+            memb_ring_id: ring_id,
             versions: BTreeMap::new(),
             proc_set: BTreeSet::new(),
             fail_set: BTreeSet::new(),
@@ -297,9 +300,16 @@ impl Ring {
         self.state
     }
 
-    /// The current ring id (of the ring being installed, from commit on).
+    /// The ring id this node works with: the ring being installed from COMMIT on, so it
+    /// can differ from [`installed_ring_id`](Self::installed_ring_id) while a new ring forms.
     pub fn ring_id(&self) -> RingId {
         self.ring_id
+    }
+
+    /// The ring id of the current regular configuration — the one [`members`](Self::members)
+    /// belongs to.
+    pub fn installed_ring_id(&self) -> RingId {
+        self.memb_ring_id
     }
 
     /// Members of the current regular configuration, ascending.

@@ -1,7 +1,8 @@
 //! `cargo xtask bench proto|ring`: the release benchmarks, one group per bench target.
 //!
 //! Benchmarks measure wall time, so they never run in `cargo xtask ci` (STYLE point 16:
-//! no timed assertions); they are run by hand, on a quiet machine.
+//! no timed assertions); they are run by hand, on a quiet machine. `bench failover` (real
+//! daemons, corosync as the reference) is not a cargo bench: it lives in `failover.rs`.
 
 use crate::cmd::Cmd;
 

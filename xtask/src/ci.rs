@@ -27,9 +27,9 @@ pub(crate) struct Step {
     run: fn() -> crate::Result,
 }
 
-/// The CI pipeline, in order. To add a step (the bounded `sim`, `e2e`, ...), write a `fn`
-/// below and add a line here at the place it should run; `--skip`, `--list` and the summary
-/// table pick it up.
+/// The CI pipeline, in order. To add a step, write a `fn` below and add a line here at the
+/// place it should run; `--skip`, `--list` and the summary table pick it up. `e2e` runs
+/// before `test` for the reason below (its own last line is `e2e: N scenarios, F failed`).
 ///
 /// `lean` runs before `test` (STYLE point 19 lists it after) so that the last test-runner
 /// summary in the log is the whole workspace's, not a doc-only crate's `0 passed`: CI reads
@@ -55,6 +55,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         name: "sim",
         about: "cargo xtask sim --seeds 300 (release) and a determinism check",
         run: crate::sim::ci,
+    },
+    Step {
+        name: "e2e",
+        about: "cargo xtask e2e: real totemd clusters (namespaces if root), config errors",
+        run: crate::e2e::run,
     },
     Step {
         name: "test",

@@ -9,6 +9,14 @@
 //! tidy.rs       `cargo xtask tidy`: `//!` on every file, no HashMap in core crates
 //! fuzz.rs       `cargo xtask fuzz`: each cargo-fuzz target for a bounded time (nightly)
 //! bench.rs      `cargo xtask bench`: the release benchmarks
+//! cluster.rs    `cargo xtask cluster`: run and break a totemd cluster on this machine
+//! nodes.rs      a cluster of daemons: configs, processes, status, faults, teardown
+//! netns.rs      network namespaces, the bridge and nftables for `--netns` clusters
+//! guard.rs      teardown that also happens on panic and Ctrl-C (a watchdog process)
+//! json.rs       the little JSON that `cluster.json` needs
+//! demo.rs       `cargo xtask demo`: three nodes form, lose and regain a ring
+//! e2e.rs        `cargo xtask e2e`: end-to-end tests of totemd (a CI step)
+//! failover.rs   `cargo xtask bench failover`: failover times, totem vs corosync
 //! ```
 //!
 //! std only, no dependencies: arguments are parsed by hand and every task is a plain
@@ -17,10 +25,20 @@
 //! Exit codes: 0 success, 1 a task failed (its last line is `xtask <task>: <why>`), 2 a usage
 //! error (unknown task or argument).
 
+extern crate alloc;
+
 mod bench;
 mod ci;
+mod cluster;
 mod cmd;
+mod demo;
+mod e2e;
+mod failover;
 mod fuzz;
+mod guard;
+mod json;
+mod netns;
+mod nodes;
 mod nostd;
 mod sim;
 mod tidy;
@@ -37,7 +55,7 @@ usage: cargo xtask <task> [options]
 tasks:
   ci [--list] [--skip <step>]...
         everything CI checks, in order, stopping at the first failure:
-        fmt, clippy, lean (per core crate), test, nostd, doc, tidy.
+        fmt, clippy, lean (per core crate), sim, e2e, test, nostd, doc, tidy.
         --list         print the steps and exit
         --skip <step>  leave a step out (repeatable), e.g. while another crate is mid-edit
   nostd [--self-test]
@@ -55,6 +73,33 @@ tasks:
         ends with `sim: N seeds, V violations`; a failing seed prints REPRODUCE WITH
   bench proto|ring
         cargo bench -p totem-proto --bench proto, or -p totem-ring --bench ring (release)
+  bench failover [--nodes N] [--transport udp|udpu] [--token MS] [--runs R]
+        time from SIGKILL / SIGTERM of one node, and from healing a 2|1 partition, to the
+        new membership (status polled every 10 ms), R runs (default 5) at token 3000 and
+        1000 (or MS only), beside corosync 3 in the same namespaces if it is installed
+  cluster up [--nodes N] [--transport udp|udpu] [--netns] [--token MS]
+        build totemd/totemctl (release), start N nodes (default 3, udpu) and wait for one
+        ring: each node in its own network namespace on a bridge, 10.213.0.<id>
+        (--netns, root), or on 127.0.0.<id> (udpu only); state in target/cluster/
+  cluster status
+        one line per node: `node <id>: ring <rep>.<seq> members <ids>`, `down` or
+        `unreachable`
+  cluster kill|stop|start|pause|resume <id>
+        SIGKILL | SIGTERM (clean leave) | start again | SIGSTOP | SIGCONT
+  cluster partition <ids> <ids> | heal | loss <id> <percent>
+        drop traffic between two groups (e.g. `1,2 3`) | undo it | drop a share of what
+        node <id> receives (0 clears it); nftables in the namespaces: --netns only
+  cluster exec <id> -- CMD...
+        run CMD as a client of node <id> (its namespace, TOTEM_SOCKET, totemctl on PATH)
+  cluster down
+        stop the nodes (SIGTERM, SIGKILL after 5 s), remove namespaces, bridge and nft
+        tables, also what a crashed earlier run left behind
+  demo
+        three nodes on 127.0.0.1-3 (no root): form a ring, kill one, restart it, one leaves
+  e2e
+        end-to-end tests: 3-node clusters over udp and udpu in namespaces (root; else
+        SKIP) and udpu on 127.0.0.x, then configuration errors; ends with
+        `e2e: N scenarios, F failed`
   help, --help, -h
         this message
 ";
@@ -68,7 +113,13 @@ enum Task {
     Tidy,
     Fuzz { group: String, seconds: u64 },
     Bench { group: String },
+    Failover(failover::Options),
     Sim { args: Vec<String> },
+    Cluster(cluster::Sub),
+    Demo,
+    E2e,
+    // `__guard <tool>`: the cleanup watchdog of `guard.rs` (not for people).
+    Guard { tool: String },
 }
 
 impl Task {
@@ -80,8 +131,12 @@ impl Task {
             Self::Nostd { .. } => "nostd",
             Self::Tidy => "tidy",
             Self::Fuzz { .. } => "fuzz",
-            Self::Bench { .. } => "bench",
+            Self::Bench { .. } | Self::Failover(_) => "bench",
             Self::Sim { .. } => "sim",
+            Self::Cluster(_) => "cluster",
+            Self::Demo => "demo",
+            Self::E2e => "e2e",
+            Self::Guard { .. } => "__guard",
         }
     }
 }
@@ -109,7 +164,24 @@ fn main() -> ExitCode {
         Task::Tidy => tidy::run(),
         Task::Fuzz { group, seconds } => fuzz::run(&group, seconds),
         Task::Bench { group } => bench::run(&group),
+        Task::Failover(options) => failover::run(&options),
         Task::Sim { args } => sim::run(&args),
+        Task::Demo => demo::run(),
+        Task::E2e => e2e::run(),
+        Task::Guard { tool } => guard::watch(&tool),
+        Task::Cluster(sub) => {
+            return match cluster::run(sub) {
+                Ok(code) => code,
+                Err(cluster::Error::Input(msg)) => {
+                    eprintln!("xtask cluster: {msg}");
+                    ExitCode::from(2)
+                }
+                Err(cluster::Error::Failed(msg)) => {
+                    eprintln!("xtask cluster: {msg}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +202,20 @@ fn parse(args: &[String]) -> core::result::Result<Task, String> {
         return Ok(Task::Sim {
             args: rest.to_vec(),
         });
+    }
+    if task == "cluster" {
+        // `cluster exec <id> -- CMD...` passes CMD's own flags (`--help` too) through.
+        let own = rest.iter().take_while(|a| *a != "--");
+        if own.clone().any(|a| a == "--help" || a == "-h") {
+            return Ok(Task::Help);
+        }
+        return cluster::parse(rest).map(Task::Cluster);
+    }
+    if task == "__guard" {
+        return match rest {
+            [tool] => Ok(Task::Guard { tool: tool.clone() }),
+            _ => Err("__guard: give the tool".into()),
+        };
     }
     if rest.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(Task::Help);
@@ -193,6 +279,20 @@ fn parse(args: &[String]) -> core::result::Result<Task, String> {
                 }
             }
             Task::Fuzz { group, seconds }
+        }
+        "bench" if args.get(1).is_some_and(|g| g == "failover") => {
+            rest.next();
+            Task::Failover(failover::parse(&mut rest)?)
+        }
+        "demo" | "e2e" => {
+            if let Some(other) = rest.next() {
+                return Err(unknown(task, other));
+            }
+            if task == "demo" {
+                Task::Demo
+            } else {
+                Task::E2e
+            }
         }
         "bench" => {
             let group = group(&mut rest, "bench", bench::GROUPS)?;
@@ -279,5 +379,26 @@ mod tests {
         assert!(parse_str("fuzz proto --seconds").is_err());
         assert!(parse_str("fuzz ring").is_err());
         assert!(parse_str("bench").is_err());
+        assert!(parse_str("demo now").is_err());
+        assert!(parse_str("cluster").is_err());
+        assert!(parse_str("cluster up --frobnicate").is_err());
+        assert!(parse_str("bench failover --nodes 1").is_err());
+    }
+
+    #[test]
+    fn parses_the_cluster_tools() {
+        assert!(matches!(parse_str("cluster status"), Ok(Task::Cluster(_))));
+        assert!(matches!(parse_str("cluster --help"), Ok(Task::Help)));
+        assert!(matches!(parse_str("cluster up --help"), Ok(Task::Help)));
+        assert!(matches!(
+            parse_str("cluster exec 1 -- totemctl --help"),
+            Ok(Task::Cluster(cluster::Sub::Exec { .. }))
+        ));
+        assert!(matches!(parse_str("demo"), Ok(Task::Demo)));
+        assert!(matches!(parse_str("e2e"), Ok(Task::E2e)));
+        assert!(matches!(
+            parse_str("bench failover --nodes 3 --transport udp --token 1000"),
+            Ok(Task::Failover(_))
+        ));
     }
 }

@@ -834,6 +834,11 @@ fn resolve(value: &str) -> Result<IpAddr, String> {
     if let Ok(ip) = value.parse::<IpAddr>() {
         return Ok(ip);
     }
+    // Something that is meant as an address but is not a valid one (127.0.0.300, fd13::x::1)
+    // is an error here, not a host name to look up in DNS.
+    if value.chars().all(|c| c.is_ascii_digit() || c == '.') || value.contains(':') {
+        return Err(format!("ring0_addr {value:?} is not a valid IP address"));
+    }
     match (value, 0).to_socket_addrs() {
         Ok(mut addrs) => addrs
             .next()

@@ -222,6 +222,7 @@ impl Ring {
         self.last_aru = base;
         self.last_forwarded_seq = base;
         self.memb = self.new_memb.clone();
+        self.memb_ring_id = self.ring_id;
         self.proc_set = self.memb.iter().copied().collect();
         self.fail_set.clear();
         self.consensus_set.clear();
