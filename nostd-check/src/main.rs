@@ -24,6 +24,7 @@ extern crate std;
 mod rt;
 mod messages;
 mod ring;
+mod services;
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -48,6 +49,7 @@ const SCENARIOS: &[Scenario] = &[
     ("messages", messages::scenario),
     ("transport", transport_scenario),
     ("ring", ring::scenario),
+    ("services", services::scenario),
 ];
 
 /// Called by libc's start code (`crt1.o`), as C's `main` is.

@@ -10,6 +10,7 @@
 //! services.rs    Services: routes deliveries and client connections to engines, runs the
 //!                sync protocol after each configuration, queues actions (the node's API)
 //! sync.rs        the sync protocol's own messages (service list, barrier)
+//! session.rs     the IPC session envelope: a client's hello names its service
 //! engine.rs      the ServiceEngine trait, Outbox, Action, ConnId, Credentials, service ids
 //! cpg/           the CPG engine
 //!   mod.rs         connections, requests, group view, deliveries
@@ -45,6 +46,7 @@ mod fmt;
 pub mod cpg;
 mod engine;
 mod services;
+pub mod session;
 pub mod sync;
 pub mod wire;
 

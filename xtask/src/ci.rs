@@ -52,6 +52,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         run: lean,
     },
     Step {
+        name: "loom",
+        about: "ipc-shm's shared-memory ring under loom (bounded, release, target/loom)",
+        run: loom,
+    },
+    Step {
         name: "sim",
         about: "cargo xtask sim --seeds 300 (release) and a determinism check",
         run: crate::sim::ci,
@@ -288,6 +293,26 @@ fn nostd() -> crate::Result {
         self_test_only: false,
         lean_tests: false,
     })
+}
+
+/// The shared-memory ring's atomics under loom: every interleaving up to two preemptions
+/// (STYLE point 14), in its own target dir so the cfg does not rebuild the workspace.
+fn loom() -> crate::Result {
+    Cmd::cargo()
+        .args([
+            "test",
+            "-p",
+            "ipc-shm",
+            "--release",
+            "--lib",
+            "--target-dir",
+            "target/loom",
+            "--",
+            "loom",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .run()
 }
 
 fn doc() -> crate::Result {

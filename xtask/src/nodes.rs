@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Two modes: *netns* (root: one network namespace per node on a bridge, addresses
-//! 10.213.S.<id>, see `netns.rs`) and *loopback* (no root: 127.0.0.<id>, udpu only, as
+//! `10.213.S.<id>`, see `netns.rs`) and *loopback* (no root: `127.0.0.<id>`, udpu only, as
 //! loopback has no multicast). Every later invocation finds the cluster again through
 //! `cluster.json`; teardown also sweeps what the naming convention says could be left over
 //! from a run that crashed before recording it (namespaces `<prefix><id>`, the bridge, and

@@ -1,0 +1,415 @@
+//! The client library's side: [`Client::connect`] receives the daemon's memfd and eventfds,
+//! maps the rings, and then talks through shared memory only.
+//!
+//! Blocking calls ([`Client::request`], [`Client::recv_event`]) sleep in `poll` on an
+//! eventfd *and* the control socket, so a daemon that exits or drops the client wakes them
+//! with [`Error::Disconnected`] instead of leaving them asleep.
+//!
+//! For an application with its own event loop, the client is pollable: its fd
+//! ([`AsRawFd`], like corosync's `cpg_fd_get`) is an epoll fd over the event eventfd and
+//! the control socket, readable when an event may be waiting or the daemon is gone. When it
+//! polls readable, call [`Client::try_recv_event`] until `Ok(None)` (the fd is re-armed and
+//! becomes readable again with the next event) or `Err(Disconnected)` (the daemon went
+//! away; events it queued before that are still delivered first).
+
+use alloc::vec::Vec;
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::access::Permission;
+use crate::error::{ConnectError, Error, RingError, RingKind};
+use crate::ring::{Consumer, Producer, PushError};
+use crate::shm::{Layout, Rings, ShmRing, file_size};
+use crate::sys;
+use crate::wire::{self, Welcome};
+
+/// How long [`Client::connect`] waits for the daemon's welcome.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to the daemon, from the client's side. `Send`, not `Sync`: one thread
+/// drives it (as a corosync handle).
+#[derive(Debug)]
+pub struct Client {
+    id: u64,
+    permission: Permission,
+    max_message: usize,
+    socket: OwnedFd,
+    /// The daemon's doorbell: we ring it.
+    doorbell: OwnedFd,
+    /// Rung by the daemon: a response arrived, or request space was freed.
+    sync: OwnedFd,
+    /// Rung by the daemon: an event arrived.
+    event: OwnedFd,
+    /// epoll over `event` and `socket`: the fd applications poll.
+    pollable: OwnedFd,
+    requests: Producer<ShmRing>,
+    responses: Consumer<ShmRing>,
+    events: Consumer<ShmRing>,
+    closed: Option<Error>,
+}
+
+/// Which of the client's eventfds a wait sleeps on.
+#[derive(Debug, Clone, Copy)]
+enum Bell {
+    Sync,
+    Event,
+}
+
+impl Client {
+    /// Connect to the daemon listening on `path`, waiting up to [`CONNECT_TIMEOUT`].
+    ///
+    /// # Errors
+    /// The daemon's refusal ([`ConnectError::AccessDenied`], `TooManyConnections`,
+    /// `NotReady`, `OutOfResources`), a malformed welcome, or the failing syscall
+    /// (`ENOENT` / `ECONNREFUSED`: no daemon).
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, ConnectError> {
+        Self::connect_timeout(path, CONNECT_TIMEOUT)
+    }
+
+    /// [`Client::connect`] with another timeout for the welcome.
+    ///
+    /// # Errors
+    /// As [`Client::connect`], and [`ConnectError::TimedOut`].
+    pub fn connect_timeout(
+        path: impl AsRef<Path>,
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
+        let socket = sys::connect(path.as_ref()).map_err(|e| {
+            if e.errno == libc::ENAMETOOLONG {
+                ConnectError::PathTooLong
+            } else {
+                ConnectError::Os(e)
+            }
+        })?;
+        let mut pfd = [sys::pollfd(socket.as_fd())];
+        if sys::poll(&mut pfd, Some(timeout)).map_err(ConnectError::Os)? == 0 {
+            return Err(ConnectError::TimedOut);
+        }
+        let mut buf = [0u8; 64];
+        let (n, mut fds) =
+            sys::recv_with_fds(socket.as_fd(), &mut buf).map_err(ConnectError::Os)?;
+        if n == 0 {
+            return Err(ConnectError::Protocol(
+                "daemon closed the socket before its welcome",
+            ));
+        }
+        let accepted = match Welcome::decode(&buf[..n])? {
+            Welcome::Accepted(a) => a,
+            Welcome::Refused { reason, errno } => {
+                return Err(match reason {
+                    wire::reason::ACCESS_DENIED => ConnectError::AccessDenied,
+                    wire::reason::TOO_MANY => ConnectError::TooManyConnections,
+                    wire::reason::NOT_READY => ConnectError::NotReady,
+                    _ => ConnectError::OutOfResources(errno),
+                });
+            }
+        };
+        if fds.len() != 4 {
+            return Err(ConnectError::Protocol("welcome does not carry 4 fds"));
+        }
+        let max_message = accepted.max_message as usize;
+        let layout = Layout {
+            caps: accepted.caps.map(|c| c as usize),
+        };
+        if layout.validate(max_message).is_err() {
+            return Err(ConnectError::Protocol("impossible ring sizes"));
+        }
+        // Order fixed by the wire format: memfd, doorbell, sync, event.
+        let event = fds.pop();
+        let sync = fds.pop();
+        let doorbell = fds.pop();
+        let memfd = fds.pop();
+        let (Some(memfd), Some(doorbell), Some(sync), Some(event)) = (memfd, doorbell, sync, event)
+        else {
+            return Err(ConnectError::Protocol("welcome does not carry 4 fds"));
+        };
+        if file_size(&memfd).map_err(ConnectError::Os)? != layout.total() as u64 {
+            return Err(ConnectError::Protocol(
+                "shared memory size does not match its layout",
+            ));
+        }
+        let rings = Rings::map(&memfd, &layout).map_err(ConnectError::Os)?;
+        drop(memfd);
+        sys::set_nonblocking(socket.as_fd()).map_err(ConnectError::Os)?;
+        let pollable = sys::epoll_of(event.as_fd(), socket.as_fd()).map_err(ConnectError::Os)?;
+        Ok(Self {
+            id: accepted.conn_id,
+            permission: accepted.permission,
+            max_message,
+            socket,
+            doorbell,
+            sync,
+            event,
+            pollable,
+            requests: Producer::new(rings.request, max_message),
+            responses: Consumer::new(rings.response, max_message),
+            events: Consumer::new(rings.event, max_message),
+            closed: None,
+        })
+    }
+
+    /// The daemon's id for this connection.
+    pub fn conn_id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the daemon's access policy granted us.
+    pub fn permission(&self) -> Permission {
+        self.permission
+    }
+
+    /// Largest payload in either direction.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        match self.closed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn corrupt(&mut self, ring: RingKind, error: RingError) -> Error {
+        let e = Error::Corrupt { ring, error };
+        self.closed = Some(e);
+        e
+    }
+
+    /// Is the daemon still there? (A non-blocking look at the control socket.)
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when it closed the connection.
+    pub fn check_connection(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        match sys::peek(self.socket.as_fd()) {
+            Ok(sys::Peek::Quiet) => Ok(()),
+            Ok(_) => {
+                self.closed = Some(Error::Disconnected);
+                Err(Error::Disconnected)
+            }
+            Err(e) => Err(Error::Os(e)),
+        }
+    }
+
+    /// Sleep until `bell` rings, the daemon goes away, or `deadline`. `Ok(false)`: deadline.
+    fn sleep(&mut self, bell: Bell, deadline: Option<Instant>) -> Result<bool, Error> {
+        let fd = match bell {
+            Bell::Sync => self.sync.as_fd(),
+            Bell::Event => self.event.as_fd(),
+        };
+        let mut fds = [sys::pollfd(fd), sys::pollfd(self.socket.as_fd())];
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if sys::poll(&mut fds, timeout).map_err(Error::Os)? == 0 {
+            return Ok(false);
+        }
+        if fds[1].revents != 0 {
+            self.check_connection()?;
+        }
+        Ok(true)
+    }
+
+    /// Queue a request without blocking.
+    ///
+    /// # Errors
+    /// [`Error::TryAgain`] when the request ring is full (the daemon is busy: nothing was
+    /// sent, retry later), [`Error::TooLarge`], or a finished connection.
+    pub fn try_send_request(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.check_open()?;
+        match self.requests.try_push(data) {
+            Ok(wake) => {
+                if wake {
+                    sys::notify(self.doorbell.as_fd());
+                }
+                Ok(())
+            }
+            Err(PushError::Full) => Err(Error::TryAgain),
+            Err(PushError::TooLarge) => Err(Error::TooLarge {
+                len: data.len(),
+                max: self.max_message,
+            }),
+            Err(PushError::Corrupt(e)) => Err(self.corrupt(RingKind::Request, e)),
+        }
+    }
+
+    /// Queue a request, waiting up to `timeout` (`None`: forever) for ring space.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (nothing sent), [`Error::TooLarge`], [`Error::Disconnected`].
+    pub fn send_request(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<(), Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.try_send_request(data) {
+                Err(Error::TryAgain) => {}
+                other => return other,
+            }
+            // Clear before arming: a ring after this point keeps the fd readable.
+            sys::drain(self.sync.as_fd());
+            match self.requests.arm(data.len()) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(self.corrupt(RingKind::Request, e)),
+            }
+            if !self.sleep(Bell::Sync, deadline)? {
+                return Err(Error::TimedOut);
+            }
+        }
+    }
+
+    /// The next response, if one is there.
+    ///
+    /// # Errors
+    /// A corrupt response ring or a finished connection.
+    pub fn try_recv_response(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        self.check_open()?;
+        let mut out = Vec::new();
+        match self.responses.try_pop(&mut out) {
+            Ok(Some(wake)) => {
+                if wake {
+                    sys::notify(self.doorbell.as_fd());
+                }
+                Ok(Some(out))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.corrupt(RingKind::Response, e)),
+        }
+    }
+
+    /// Wait up to `timeout` (`None`: forever) for the next response. Responses come in
+    /// request order.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (the response may still come: the next `recv_response` gets
+    /// it), [`Error::Disconnected`], a corrupt ring.
+    pub fn recv_response(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(r) = self.try_recv_response()? {
+                return Ok(r);
+            }
+            sys::drain(self.sync.as_fd());
+            match self.responses.arm() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Err(self.corrupt(RingKind::Response, e)),
+            }
+            if !self.sleep(Bell::Sync, deadline)? {
+                return Err(Error::TimedOut);
+            }
+        }
+    }
+
+    /// Send a request and wait for its response (blocking, no timeout; a daemon that goes
+    /// away ends the wait with [`Error::Disconnected`]).
+    ///
+    /// With requests already outstanding (sent by [`Client::try_send_request`] and not yet
+    /// answered), this returns the *next* response, which belongs to the oldest of them.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::Disconnected`], a corrupt ring.
+    pub fn request(&mut self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.send_request(data, None)?;
+        self.recv_response(None)
+    }
+
+    /// Take the next event into `out` (cleared first). `Ok(false)`: none, and the pollable
+    /// fd is re-armed.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the daemon is gone and its queued events are all read;
+    /// a corrupt event ring.
+    pub fn try_recv_event_into(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
+        self.check_open()?;
+        for attempt in 0..2 {
+            match self.events.try_pop(out) {
+                Ok(Some(wake)) => {
+                    if wake {
+                        sys::notify(self.doorbell.as_fd());
+                    }
+                    return Ok(true);
+                }
+                Ok(None) if attempt == 0 => {
+                    // The event fd serves only events, so clearing it here is safe; clear
+                    // before arming, as everywhere.
+                    sys::drain(self.event.as_fd());
+                    match self.events.arm() {
+                        Ok(true) => continue,
+                        // Nothing queued: is the daemon still there? (The pollable fd is
+                        // also readable on hang-up, so this is where a dispatch loop
+                        // learns it.)
+                        Ok(false) => return self.check_connection().map(|()| false),
+                        Err(e) => return Err(self.corrupt(RingKind::Event, e)),
+                    }
+                }
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(self.corrupt(RingKind::Event, e)),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The next event, if one is there (re-arms the event fd when not).
+    ///
+    /// # Errors
+    /// As [`Client::try_recv_event_into`].
+    pub fn try_recv_event(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        let mut out = Vec::new();
+        Ok(self.try_recv_event_into(&mut out)?.then_some(out))
+    }
+
+    /// Wait up to `timeout` (`None`: forever) for the next event. `Ok(None)`: timed out.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`], a corrupt ring.
+    pub fn recv_event(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(e) = self.try_recv_event()? {
+                return Ok(Some(e));
+            }
+            if !self.sleep(Bell::Event, deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Test access: the rings as the client sees them.
+    #[cfg(test)]
+    pub(crate) fn rings_for_test(
+        &mut self,
+    ) -> (
+        &mut Producer<ShmRing>,
+        &mut Consumer<ShmRing>,
+        &mut Consumer<ShmRing>,
+    ) {
+        (&mut self.requests, &mut self.responses, &mut self.events)
+    }
+
+    /// Test access: the control socket.
+    #[cfg(test)]
+    pub(crate) fn socket_for_test(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+
+    /// Test access: ring the daemon's doorbell.
+    #[cfg(test)]
+    pub(crate) fn ring_doorbell_for_test(&self) {
+        sys::notify(self.doorbell.as_fd());
+    }
+}
+
+impl AsFd for Client {
+    /// The pollable fd: readable when events may be waiting or the daemon is gone.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pollable.as_fd()
+    }
+}
+
+impl AsRawFd for Client {
+    /// The pollable fd: readable when events may be waiting or the daemon is gone.
+    fn as_raw_fd(&self) -> RawFd {
+        self.pollable.as_raw_fd()
+    }
+}
