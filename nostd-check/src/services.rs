@@ -58,7 +58,7 @@ pub(crate) fn scenario() -> Result<(), &'static str> {
         },
         Request::Mcast {
             guarantee: CpgGuarantee::Agreed,
-            group: group.clone(),
+            group,
             payload: Bytes::from_static(b"no std here"),
         },
     ];
