@@ -91,11 +91,11 @@ pub struct Config {
     /// visit's new messages are multicast, overlapping the token's trip with the data.
     /// Off by default (corosync's classic ring); every member should use the same setting.
     pub accelerated: bool,
-    /// In GATHER, fail the processors heard nothing from for `token_retransmit` since the
-    /// gather began, instead of waiting out `consensus` (on by default; off = corosync).
-    /// Live members answer a gather within a round trip (a join makes every operational
-    /// member gather and send its own), so a crashed node is out of the next ring after
-    /// about `token + token_retransmit` rather than `token + consensus`.
+    /// After a token loss in OPERATIONAL, fail the processors heard nothing from for
+    /// `token_retransmit` since, instead of waiting out `consensus` (on by default; off =
+    /// corosync). Live members answer a gather within a round trip (a join makes every
+    /// operational member gather and send its own), so a crashed node is out of the next
+    /// ring after about `token + token_retransmit` rather than `token + consensus`.
     pub fast_fail: bool,
 }
 

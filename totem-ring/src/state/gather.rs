@@ -23,12 +23,6 @@ impl Ring {
             );
         }
         let now = self.now;
-        if self.state != State::Gather && self.cfg.fast_fail {
-            // A new gather episode: start listening for who is alive.
-            self.heard.clear();
-            self.timers
-                .set(Timer::FailSilent, now + self.cfg.token_retransmit);
-        }
         self.orf_token_discard = true;
         self.originated_orf_token = false;
         self.self_token = None;

@@ -538,6 +538,16 @@ impl Ring {
             State::Operational => {
                 self.stats.operational_token_lost += 1;
                 self.gather_enter("token lost in OPERATIONAL");
+                if self.cfg.fast_fail {
+                    // The token died on the ring: someone probably crashed. Listen for who
+                    // is alive (every live member answers our join within a round trip) and
+                    // fail the silent ones after token_retransmit. Only here: armed for
+                    // every gather (merges, joins), it made partitions fail each other in
+                    // a loop (simulator: seed 67 at 32+ nodes, accelerated seeds 6406, 7944).
+                    self.heard.clear();
+                    self.timers
+                        .set(Timer::FailSilent, self.now + self.cfg.token_retransmit);
+                }
             }
             State::Gather => {
                 self.stats.gather_token_lost += 1;
