@@ -52,6 +52,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         run: lean,
     },
     Step {
+        name: "ib",
+        about: "transport-ib's real ibverbs provider builds and is clippy-clean (feature verbs)",
+        run: ib,
+    },
+    Step {
         name: "loom",
         about: "ipc-shm's shared-memory ring under loom (bounded, release, target/loom)",
         run: loom,
@@ -293,6 +298,24 @@ fn nostd() -> crate::Result {
         self_test_only: false,
         lean_tests: false,
     })
+}
+
+/// The real InfiniBand provider compiles against rdma-core (`.ci/run` installs its build
+/// dependencies); no RDMA hardware is needed to build or lint it.
+fn ib() -> crate::Result {
+    Cmd::cargo()
+        .args([
+            "clippy",
+            "-p",
+            "transport-ib",
+            "--features",
+            "verbs",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()
 }
 
 /// The shared-memory ring's atomics under loom: every interleaving up to two preemptions
