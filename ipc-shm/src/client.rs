@@ -278,7 +278,8 @@ impl Client {
     }
 
     /// Wait up to `timeout` (`None`: forever) for the next response. Responses come in
-    /// request order.
+    /// request order; one the daemon published before it closed the connection is still
+    /// returned (a refused session, a `leave`).
     ///
     /// # Errors
     /// [`Error::TimedOut`] (the response may still come: the next `recv_response` gets
@@ -295,8 +296,22 @@ impl Client {
                 Ok(false) => {}
                 Err(e) => return Err(self.corrupt(RingKind::Response, e)),
             }
-            if !self.sleep(Bell::Sync, deadline)? {
-                return Err(Error::TimedOut);
+            match self.sleep(Bell::Sync, deadline) {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::TimedOut),
+                Err(Error::Disconnected) => {
+                    // The daemon may have answered and then closed the connection (a
+                    // refused session, a `leave`): the hang-up and the response's wake-up
+                    // arrive together, and a response already published is still the
+                    // answer, as queued events are still delivered.
+                    let mut out = Vec::new();
+                    return match self.responses.try_pop(&mut out) {
+                        Ok(Some(_)) => Ok(out),
+                        Ok(None) => Err(Error::Disconnected),
+                        Err(e) => Err(self.corrupt(RingKind::Response, e)),
+                    };
+                }
+                Err(e) => return Err(e),
             }
         }
     }

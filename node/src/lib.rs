@@ -1,15 +1,18 @@
 //! # node: the totem executive (`totemd`)
 //!
 //! Layer map: the only crate that composes ring, transports, services and IPC for Linux,
-//! around a tokio driver loop. Binaries: `totemd` (the daemon), `totemctl` (its CLI).
+//! around a tokio driver loop. Services (CPG) and the shared-memory IPC (ipc-shm) are
+//! served on one socket per daemon, `<state_dir>/totemd.sock`; README.md has the protocol. Binaries: `totemd` (the daemon), `totemctl` (its CLI).
 //!
 //! ```text
 //! config/    corosync.conf-style file → typed settings (+ cmap-style flat keys)
 //! clock.rs   tokio's clock ↔ the ring's Instant (the one conversion point)
 //! persist.rs the last ring seq in the state directory (atomic, fsynced)
-//! daemon.rs  the driver loop: socket readiness, deadlines, signals, control requests
+//! daemon.rs  the driver loop: ring + services, socket readiness, deadlines, signals,
+//!            IPC sessions (hello, CPG, control requests)
+//! ipc.rs     the ipc-shm server: sessions, access policy, slow-reader backlog
 //! link.rs    what the daemon needs of a transport (fd, time for fault injection)
-//! control.rs the control socket protocol (`totemctl status`)
+//! control.rs the control service (`totemctl status|reload|leave|cpg`), client side
 //! logging.rs tracing + the `log` bridge for the core crates
 //! ```
 #![warn(missing_docs)]
@@ -20,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod ipc;
 pub mod link;
 pub mod logging;
 pub mod persist;

@@ -14,8 +14,11 @@ use crate::config::{DebugLevel, Logging};
 /// # Errors
 /// The log file cannot be opened.
 pub fn init(cfg: &Logging) -> std::io::Result<()> {
+    // ipc-shm logs each connection's end at info: with `totemctl status` polled every
+    // second that floods the log, so below debug only its warnings show (refusals,
+    // corrupt rings); the daemon logs service clients' ends itself.
     let level = match cfg.debug {
-        DebugLevel::Off => "info",
+        DebugLevel::Off => "info,ipc_shm=warn",
         DebugLevel::On => "debug",
         DebugLevel::Trace => "trace",
     };

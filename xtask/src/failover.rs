@@ -342,7 +342,7 @@ fn restore_totem(s: &mut Session, ids: &[u32]) -> crate::Result {
 }
 
 /// `Corosync Cluster Engine, version '3.1.7'`, or why corosync cannot be used.
-fn corosync_version() -> Result<String, String> {
+pub(crate) fn corosync_version() -> Result<String, String> {
     let out = Command::new("corosync")
         .arg("-v")
         .stdin(Stdio::null())
@@ -396,7 +396,7 @@ fn corosync_conf(s: &Cluster, id: u32) -> String {
 }
 
 /// Starts corosync as node `id`, in its namespace with a private `/run`.
-fn start_corosync(s: &mut Session, id: u32) -> crate::Result<u32> {
+pub(crate) fn start_corosync(s: &mut Session, id: u32) -> crate::Result<u32> {
     let dir = s.node_dir(id);
     let run = dir.join("run");
     let conf = dir.join("corosync.conf");
@@ -482,7 +482,7 @@ impl Drop for Watcher {
 }
 
 /// `runtime.members.2.status (str) = joined` → 2.
-fn joined_member(line: &str) -> Option<u32> {
+pub(crate) fn joined_member(line: &str) -> Option<u32> {
     let rest = line.strip_prefix("runtime.members.")?;
     let (id, rest) = rest.split_once('.')?;
     (rest.starts_with("status") && rest.trim_end().ends_with("= joined"))
@@ -661,7 +661,7 @@ fn corosync_run(
 
 /// Removes libqb's shared memory of the corosync processes that were started (a SIGKILLed
 /// corosync cannot remove its own): entries of /dev/shm whose name holds `-<pid>-`.
-fn remove_shm(pids: &[u32]) {
+pub(crate) fn remove_shm(pids: &[u32]) {
     let Ok(dir) = fs::read_dir("/dev/shm") else {
         return;
     };

@@ -17,6 +17,7 @@
 //! demo.rs       `cargo xtask demo`: three nodes form, lose and regain a ring
 //! e2e.rs        `cargo xtask e2e`: end-to-end tests of totemd (a CI step)
 //! failover.rs   `cargo xtask bench failover`: failover times, totem vs corosync
+//! bench_cpg.rs  `cargo xtask bench cpg`: CPG throughput/latency, totem vs corosync
 //! ```
 //!
 //! std only, no dependencies: arguments are parsed by hand and every task is a plain
@@ -28,6 +29,7 @@
 extern crate alloc;
 
 mod bench;
+mod bench_cpg;
 mod ci;
 mod cluster;
 mod cmd;
@@ -77,6 +79,12 @@ tasks:
         time from SIGKILL / SIGTERM of one node, and from healing a 2|1 partition, to the
         new membership (status polled every 10 ms), R runs (default 5) at token 3000 and
         1000 (or MS only), beside corosync 3 in the same namespaces if it is installed
+  bench cpg [--nodes N] [--netns] [--transport udp|udpu] [--sizes B,B...] [--senders one|all]
+            [--seconds S] [--rate N] [--safe] [--loss PCT] [--compare-corosync]
+        cpgbench on every node of an N-node cluster (default 3; udp multicast in namespaces
+        with --netns, else udpu on 127.0.0.x), one line per size: the minimum over nodes;
+        --compare-corosync runs corosync 3 and a C twin of cpgbench on libcpg the same way
+        (installs corosync and libcpg-dev with apt-get if missing, except under CI)
   cluster up [--nodes N] [--transport udp|udpu] [--netns] [--token MS]
         build totemd/totemctl (release), start N nodes (default 3, udpu) and wait for one
         ring: each node in its own network namespace on a bridge, 10.213.0.<id>
@@ -114,6 +122,7 @@ enum Task {
     Fuzz { group: String, seconds: u64 },
     Bench { group: String },
     Failover(failover::Options),
+    BenchCpg(bench_cpg::Options),
     Sim { args: Vec<String> },
     Cluster(cluster::Sub),
     Demo,
@@ -131,7 +140,7 @@ impl Task {
             Self::Nostd { .. } => "nostd",
             Self::Tidy => "tidy",
             Self::Fuzz { .. } => "fuzz",
-            Self::Bench { .. } | Self::Failover(_) => "bench",
+            Self::Bench { .. } | Self::Failover(_) | Self::BenchCpg(_) => "bench",
             Self::Sim { .. } => "sim",
             Self::Cluster(_) => "cluster",
             Self::Demo => "demo",
@@ -165,6 +174,7 @@ fn main() -> ExitCode {
         Task::Fuzz { group, seconds } => fuzz::run(&group, seconds),
         Task::Bench { group } => bench::run(&group),
         Task::Failover(options) => failover::run(&options),
+        Task::BenchCpg(options) => bench_cpg::run(&options),
         Task::Sim { args } => sim::run(&args),
         Task::Demo => demo::run(),
         Task::E2e => e2e::run(),
@@ -284,6 +294,10 @@ fn parse(args: &[String]) -> core::result::Result<Task, String> {
             rest.next();
             Task::Failover(failover::parse(&mut rest)?)
         }
+        "bench" if args.get(1).is_some_and(|g| g == "cpg") => {
+            rest.next();
+            Task::BenchCpg(bench_cpg::parse(&mut rest)?)
+        }
         "demo" | "e2e" => {
             if let Some(other) = rest.next() {
                 return Err(unknown(task, other));
@@ -399,6 +413,10 @@ mod tests {
         assert!(matches!(
             parse_str("bench failover --nodes 3 --transport udp --token 1000"),
             Ok(Task::Failover(_))
+        ));
+        assert!(matches!(
+            parse_str("bench cpg --nodes 3 --netns --sizes 64,1024 --compare-corosync"),
+            Ok(Task::BenchCpg(_))
         ));
     }
 }

@@ -16,10 +16,10 @@
 //! from a run that crashed before recording it (namespaces `<prefix><id>`, the bridge, and
 //! any process whose command line names a file under the cluster's directory).
 //!
-//! Status comes from the daemon's control socket (`node/src/control.rs`: one request line,
-//! then a text answer whose first line is `node <id>: ring <rep>.<seq> members <ids>`), read
-//! here directly rather than through `totemctl` so that polling costs no process start and
-//! a stopped (SIGSTOP) daemon is reported `unreachable` after [`QUERY_TIMEOUT`].
+//! Status comes from the daemon's control service (one request, then a text answer whose
+//! first line is `node <id>: ring <rep>.<seq> members <ids>`), asked through `totemctl`
+//! (the service rides the daemon's shared-memory IPC); a stopped (SIGSTOP) daemon is
+//! reported `unreachable` after [`QUERY_TIMEOUT`].
 
 use alloc::collections::BTreeMap;
 use core::fmt;
@@ -27,7 +27,6 @@ use core::net::Ipv4Addr;
 use core::time::Duration;
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -114,8 +113,20 @@ pub(crate) const BENCH: Layout = Layout {
     cluster_name: "xtask-bench",
 };
 
+/// `cargo xtask bench cpg`.
+pub(crate) const BENCH_CPG: Layout = Layout {
+    tool: "bench-cpg",
+    dir: "target/bench-cpg",
+    netns_prefix: "totem-bc-n",
+    bridge: "totem-bc-br",
+    veth_prefix: "totem-bc-v",
+    subnet: 4,
+    port: 5455,
+    cluster_name: "xtask-bench-cpg",
+};
+
 /// Every layout (the guard process finds its layout by tool name).
-pub(crate) const LAYOUTS: &[&Layout] = &[&CLUSTER, &DEMO, &E2E, &BENCH];
+pub(crate) const LAYOUTS: &[&Layout] = &[&CLUSTER, &DEMO, &E2E, &BENCH, &BENCH_CPG];
 
 impl Layout {
     /// The absolute directory.
@@ -963,13 +974,46 @@ pub(crate) fn query_socket(
     request: &str,
     timeout: Duration,
 ) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(socket)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    s.write_all(format!("{request}\n").as_bytes())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    Ok(answer)
+    // The daemon's control service travels over its shared-memory IPC (a session hello,
+    // then text requests): `totemctl` speaks it, and xtask stays free of dependencies.
+    let totemctl = crate::cmd::root_path("target/release/totemctl");
+    let mut child = Command::new(&totemctl)
+        .arg("-s")
+        .arg(socket)
+        .arg(request)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let mut out = String::new();
+            if let Some(mut o) = child.stdout.take() {
+                o.read_to_string(&mut out)?;
+            }
+            if status.success() {
+                return Ok(out);
+            }
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err)?;
+            }
+            return Err(std::io::Error::other(format!(
+                "totemctl {request}: {}",
+                err.trim()
+            )));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "totemctl did not answer",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Sends `signal` to `pid` through the shell's `kill` builtin (a fresh Debian has no

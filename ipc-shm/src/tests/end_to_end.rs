@@ -365,3 +365,27 @@ fn pollable_fd_reports_the_daemon_going_away_after_queued_events() {
         "stays readable: the app closes"
     );
 }
+
+/// A daemon that answers and then closes the connection (a refused session, a `leave`):
+/// the client gets the answer, not `Disconnected`, even when it was already asleep and the
+/// hang-up and the wake-up arrive together; the next call sees the disconnect.
+#[test]
+fn a_response_published_before_the_daemon_closes_is_still_received() {
+    let s = Scratch::new("answer-close");
+    let mut server = s.server(s.small());
+    for delay_ms in [0u64, 20] {
+        let (mut conn, mut client) = pair(&mut server);
+        let t = std::thread::spawn(move || {
+            while conn.try_recv_request().unwrap().is_none() {
+                assert!(conn.wait(Some(Duration::from_secs(5))).unwrap());
+            }
+            // Let the client fall asleep on its sync eventfd first (second round).
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            conn.send_response(b"refused").unwrap();
+            drop(conn);
+        });
+        assert_eq!(client.request(b"hello").unwrap(), b"refused");
+        t.join().unwrap();
+        assert_eq!(client.request(b"again").unwrap_err(), Error::Disconnected);
+    }
+}

@@ -1,10 +1,13 @@
 //! `totemctl`: talk to the local totemd.
 //!
 //! ```text
-//! totemctl [-s SOCKET | -f CONFIG] status|leave
+//! totemctl [-s SOCKET | -f CONFIG] [-t SECONDS] status|reload|leave|cpg
 //! ```
 //! The socket defaults to `$TOTEM_SOCKET`, else the state directory of the configuration
-//! file (`-f`, default /etc/totem/totem.conf), else `/var/lib/totem/totemd.sock`.
+//! file (`-f`, default /etc/totem/totem.conf), else `/var/lib/totem/totemd.sock`. It talks
+//! to the daemon as any IPC client does (ipc-shm, session hello for the control service;
+//! `node::control` has the protocol) and prints the answer; exit status 1 if the answer
+//! is an error or the daemon cannot be reached.
 
 use core::time::Duration;
 use std::path::PathBuf;
@@ -18,19 +21,32 @@ requests:
   status   node id, ring id, state, members, transport and counters
   reload   re-read the configuration file and apply what can change live
   leave    leave the ring cleanly and stop the daemon
+  cpg      CPG groups and their members: `group <name>` then `  node <id> pid <pid>` lines
 options:
-  -s SOCKET  the daemon's control socket (default: $TOTEM_SOCKET, or from the config)
-  -f CONFIG  read the state directory from this configuration file";
+  -s SOCKET   the daemon's IPC socket (default: $TOTEM_SOCKET, or from the config)
+  -f CONFIG   read the state directory from this configuration file
+  -t SECONDS  how long to wait for the daemon (default 5)";
 
 fn main() -> ExitCode {
     let mut socket: Option<PathBuf> = std::env::var_os("TOTEM_SOCKET").map(PathBuf::from);
     let mut config: Option<PathBuf> = None;
     let mut request: Option<String> = None;
+    let mut timeout = Duration::from_secs(5);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "-s" => socket = it.next().map(PathBuf::from),
             "-f" => config = it.next().map(PathBuf::from),
+            "-t" => {
+                let v = it.next().unwrap_or_default();
+                match v.parse::<f64>() {
+                    Ok(secs) if secs > 0.0 && secs < 1e6 => timeout = Duration::from_secs_f64(secs),
+                    _ => {
+                        eprintln!("totemctl: -t needs a number of seconds, not {v:?}\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -64,7 +80,7 @@ fn main() -> ExitCode {
             Err(_) => PathBuf::from("/var/lib/totem/totemd.sock"),
         },
     };
-    match control::query(&socket, &request, Duration::from_secs(5)) {
+    match control::query(&socket, &request, timeout) {
         Ok(answer) => {
             print!("{answer}");
             if answer.starts_with("error:") {

@@ -1,5 +1,6 @@
 //! `totemd`: the totem executive. Reads a corosync.conf-style file, joins the ring over the
-//! configured transport, and serves local control requests until SIGTERM.
+//! configured transport, and serves its services (CPG) and control requests to local
+//! clients on one IPC socket, `<state_dir>/totemd.sock`, until SIGTERM or `leave`.
 //!
 //! ```text
 //! totemd [-f CONFIG] [--nodeid N]
@@ -133,7 +134,7 @@ fn run(args: Args) -> Result<(), String> {
             node: me,
             transport_name: cfg.transport.to_string(),
             ring_seq_path: seq_path,
-            control_socket: control::socket_path(&cfg.state_dir),
+            socket: control::socket_path(&cfg.state_dir),
             config: cfg.clone(),
         };
         let fault = cfg.fault;

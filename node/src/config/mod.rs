@@ -1,6 +1,10 @@
 //! totemd's configuration: a corosync.conf-style file (`totem {}`, `nodelist {}`,
 //! `quorum {}`, `logging {}`, `system {}`) read into typed settings.
 //!
+//! `uidgid { uid: N  gid: N }` sections (several allowed) say who besides root and the
+//! daemon's own user may use the IPC socket, as corosync's; `access: read` in a section is
+//! our extension for read-only access (see [`UidGid`]).
+//!
 //! Rules (corosync 3's where it has them): unknown keys are warned about, never fatal; a
 //! wrong value is an error naming the file, the line and the reason; `transport: knet` (the
 //! default) runs as udpu with a warning until redundant links exist; any crypto other than
@@ -137,6 +141,47 @@ pub enum DebugLevel {
     Trace,
 }
 
+/// What a `uidgid { }` section grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything (corosync's only kind): `access: full`, the default.
+    Full,
+    /// Read-only (`access: read`, our extension): status and listings, no changes.
+    Read,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Full => "full",
+            Self::Read => "read",
+        })
+    }
+}
+
+/// One `uidgid { }` section: a user and/or a group allowed to connect to the IPC socket.
+///
+/// ```text
+/// uidgid {
+///     uid: 1000          # a number, or a name from /etc/passwd (corosync takes names)
+///     gid: haclient      # a number, or a name from /etc/group
+///     access: read       # our extension: read or full (default full)
+/// }
+/// ```
+/// Root (uid 0 or gid 0) and the daemon's own uid always have full access. A peer gets the
+/// union of what its uid and its gid are granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidGid {
+    /// The user granted, if any.
+    pub uid: Option<u32>,
+    /// The group granted, if any.
+    pub gid: Option<u32>,
+    /// What they may do.
+    pub access: Access,
+    /// Line of the `uidgid {`.
+    pub line: u32,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -165,6 +210,8 @@ pub struct DaemonConfig {
     pub logging: Logging,
     /// `system.state_dir` (default `/var/lib/totem`).
     pub state_dir: PathBuf,
+    /// `uidgid { }` sections, in file order.
+    pub uidgid: Vec<UidGid>,
     /// Every accepted item under its cmap key, in file order: (key, value, line).
     pub flat: Vec<(String, String, u32)>,
     /// Warnings (unknown keys, knet downgraded to udpu, ...), each with its line.
@@ -358,7 +405,9 @@ impl Builder {
         for s in top.sections("quorum") {
             self.flatten("quorum", s);
         }
+        let uidgid = self.uidgid(top)?;
         let mut cfg = self.totem(totem, nodes, logging, state_dir)?;
+        cfg.uidgid = uidgid;
         cfg.flat = core::mem::take(&mut self.flat);
         cfg.warnings = core::mem::take(&mut self.warnings);
         Ok(cfg)
@@ -553,6 +602,80 @@ impl Builder {
         Ok((logging, state_dir))
     }
 
+    /// Every `uidgid { }` section (corosync `coroparse.c`, `MAIN_CP_CB_DATA_STATE_UIDGID`),
+    /// recorded for cmap as corosync does: `uidgid.uid.<uid>` / `uidgid.gid.<gid>`.
+    fn uidgid(&mut self, top: &Section) -> Result<Vec<UidGid>, ConfigError> {
+        let mut out = Vec::new();
+        for s in top.sections("uidgid") {
+            let mut grant = UidGid {
+                uid: None,
+                gid: None,
+                access: Access::Full,
+                line: s.line,
+            };
+            for item in &s.items {
+                if let Item::Section(sub) = item {
+                    self.warn(
+                        sub.line,
+                        format!("unknown section uidgid.{} is ignored", sub.name),
+                    );
+                }
+            }
+            for (key, value, line) in s.pairs() {
+                match key {
+                    "uid" | "gid" => {
+                        let slot = if key == "uid" {
+                            &mut grant.uid
+                        } else {
+                            &mut grant.gid
+                        };
+                        if slot.is_some() {
+                            return Err(self.err(
+                                line,
+                                format!("a second {key} in one uidgid section: use one section per {key}"),
+                            ));
+                        }
+                        let id = if key == "uid" {
+                            user_id(value)
+                        } else {
+                            group_id(value)
+                        }
+                        .map_err(|r| self.err(line, r))?;
+                        *slot = Some(id);
+                    }
+                    "access" => {
+                        grant.access = match value {
+                            "full" | "rw" | "read-write" => Access::Full,
+                            "read" | "ro" | "read-only" => Access::Read,
+                            _ => {
+                                return Err(self.err(
+                                    line,
+                                    format!("uidgid.access must be read or full, not {value:?}"),
+                                ));
+                            }
+                        };
+                    }
+                    other => self.warn(line, format!("unknown key uidgid.{other} is ignored")),
+                }
+            }
+            if grant.uid.is_none() && grant.gid.is_none() {
+                return Err(self.err(s.line, "uidgid section without uid or gid"));
+            }
+            for (what, id) in [("uid", grant.uid), ("gid", grant.gid)] {
+                if let Some(id) = id {
+                    let value = match grant.access {
+                        Access::Full => "1".to_owned(),
+                        Access::Read => "read".to_owned(),
+                    };
+                    self.flat
+                        .push((format!("uidgid.{what}.{id}"), value, s.line));
+                }
+            }
+            out.push(grant);
+        }
+        Ok(out)
+    }
+
     fn yes_no(&self, line: u32, key: &str, value: &str) -> Result<bool, ConfigError> {
         match value {
             "yes" | "on" | "true" | "1" => Ok(true),
@@ -722,6 +845,7 @@ impl Builder {
             fault,
             logging,
             state_dir,
+            uidgid: Vec::new(),
             flat: Vec::new(),
             warnings: Vec::new(),
         })
@@ -848,6 +972,44 @@ fn resolve(value: &str) -> Result<IpAddr, String> {
             "ring0_addr {value:?} is neither an IP address nor a resolvable name: {e}"
         )),
     }
+}
+
+/// A `uid:` value: a number, or a user name looked up in `/etc/passwd`.
+fn user_id(value: &str) -> Result<u32, String> {
+    id_from("uid", "user", value, "/etc/passwd")
+}
+
+/// A `gid:` value: a number, or a group name looked up in `/etc/group`.
+fn group_id(value: &str) -> Result<u32, String> {
+    id_from("gid", "group", value, "/etc/group")
+}
+
+/// A numeric id, or `name`'s id in `file` (`name:x:id:...`, the format both files share).
+/// Only the files are read, not NSS (LDAP, sssd): use numbers for such accounts.
+fn id_from(key: &str, what: &str, value: &str, file: &str) -> Result<u32, String> {
+    if value.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        return value.parse().map_err(|_| {
+            format!(
+                "uidgid.{key} must be a {what} name or a number from 0 to 4294967295, not {value:?}"
+            )
+        });
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("uidgid.{key}: cannot read {file} to look up {value:?}: {e}"))?;
+    lookup_id(&text, value).ok_or_else(|| {
+        format!(
+            "uidgid.{key}: no {what} {value:?} in {file} (give the number for users outside {file})"
+        )
+    })
+}
+
+/// The id of `name` in passwd/group-format `text`.
+fn lookup_id(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
 }
 
 /// 32-bit FNV-1a: the cluster id derived from the cluster name (stable across builds).

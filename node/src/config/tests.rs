@@ -245,3 +245,101 @@ fn fault_injection_is_off_unless_configured_and_then_loud() {
         .is_err()
     );
 }
+
+#[test]
+fn uidgid_sections_grant_users_and_groups() {
+    assert!(load(GOOD).unwrap().uidgid.is_empty());
+    // The sections below start on the line after GOOD's last.
+    let l = GOOD.lines().count() as u32;
+    let text = format!(
+        "{GOOD}uidgid {{\n    uid: 1000\n    gid: 100\n}}\nuidgid {{\n    uid: root\n    access: read\n}}\nuidgid {{\n    gid: 0\n    access: full\n}}\n"
+    );
+    let c = load(&text).unwrap();
+    assert_eq!(
+        c.uidgid,
+        vec![
+            UidGid {
+                uid: Some(1000),
+                gid: Some(100),
+                access: Access::Full,
+                line: l + 1,
+            },
+            UidGid {
+                uid: Some(0),
+                gid: None,
+                access: Access::Read,
+                line: l + 5,
+            },
+            UidGid {
+                uid: None,
+                gid: Some(0),
+                access: Access::Full,
+                line: l + 9,
+            },
+        ]
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let flat: Vec<(&str, &str)> = c
+        .flat
+        .iter()
+        .filter(|(k, _, _)| k.starts_with("uidgid."))
+        .map(|(k, v, _)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        flat,
+        [
+            ("uidgid.uid.1000", "1"),
+            ("uidgid.gid.100", "1"),
+            ("uidgid.uid.0", "read"),
+            ("uidgid.gid.0", "1"),
+        ]
+    );
+}
+
+#[test]
+fn uidgid_errors_name_the_line() {
+    let at = |body: &str| err_at(&format!("{GOOD}uidgid {{\n{body}\n}}\n"));
+    let l = GOOD.lines().count() as u32;
+    // A negative or oversized uid, a name nobody has, an unknown access value.
+    let (line, reason) = at("    uid: -1");
+    assert_eq!(line, l + 2);
+    assert!(
+        reason.contains("uidgid.uid must be a user name or a number"),
+        "{reason}"
+    );
+    let (line, reason) = at("    access: read\n    gid: 4294967296");
+    assert_eq!(line, l + 3);
+    assert!(reason.contains("uidgid.gid"), "{reason}");
+    let (line, reason) = at("    uid: no-such-user-here");
+    assert_eq!(line, l + 2);
+    assert!(
+        reason.contains("no user \"no-such-user-here\" in /etc/passwd"),
+        "{reason}"
+    );
+    let (line, reason) = at("    uid: 1000\n    access: write");
+    assert_eq!(line, l + 3);
+    assert!(
+        reason.contains("uidgid.access must be read or full, not \"write\""),
+        "{reason}"
+    );
+    let (line, reason) = at("    access: read");
+    assert_eq!(line, l + 1);
+    assert!(reason.contains("without uid or gid"), "{reason}");
+    let (line, reason) = at("    uid: 1\n    uid: 2");
+    assert_eq!(line, l + 3);
+    assert!(reason.contains("a second uid"), "{reason}");
+    // The error names the file too.
+    let e = load(&format!("{GOOD}uidgid {{\n    uid: x1\n}}\n")).unwrap_err();
+    let prefix = format!("/etc/totem/totem.conf:{}: ", l + 2);
+    assert!(e.to_string().starts_with(&prefix), "{e}");
+}
+
+#[test]
+fn user_and_group_names_are_looked_up_in_passwd_format() {
+    let passwd =
+        "root:x:0:0:root:/root:/bin/sh\nhacluster:x:189:189::/var/lib/pacemaker:/sbin/nologin\n";
+    assert_eq!(lookup_id(passwd, "hacluster"), Some(189));
+    assert_eq!(lookup_id(passwd, "root"), Some(0));
+    assert_eq!(lookup_id(passwd, "hacl"), None);
+    assert_eq!(lookup_id("broken", "broken"), None);
+}

@@ -1,0 +1,570 @@
+//! The CPG API: closed process groups (corosync's `cpg.h`), one [`Cpg`] per connection.
+//!
+//! | corosync | here |
+//! | --- | --- |
+//! | `cpg_model_initialize(&h, CPG_MODEL_V1, ..)` | [`Cpg::initialize`], [`Cpg::initialize_at`], [`Cpg::initialize_with`] |
+//! | `cpg_finalize` | [`Cpg::finalize`] (or drop: the daemon sees the process go, `PROCDOWN`) |
+//! | `cpg_fd_get` | [`AsRawFd`] / [`AsFd`] on [`Cpg`] |
+//! | `cpg_dispatch(h, CS_DISPATCH_*)` | [`Cpg::dispatch`] with a [`DispatchMode`]; or pull: [`Cpg::next_event`], [`Cpg::try_next_event`] |
+//! | `cpg_context_get/set` | [`Cpg::context`], [`Cpg::set_context`] (any `T: Send`) |
+//! | `cpg_join` / `cpg_leave` | [`Cpg::join`] / [`Cpg::leave`] (several groups per handle) |
+//! | `cpg_mcast_joined(h, guarantee, iov, n)` | [`Cpg::mcast`], [`Cpg::mcast_vectored`] |
+//! | `cpg_membership_get` | [`Cpg::membership_get`] |
+//! | `cpg_local_get` | [`Cpg::local_get`] |
+//! | `cpg_flow_control_state_get` | [`Cpg::flow_control_state`] |
+//! | `cpg_max_atomic_msgsize_get` | [`Cpg::max_message_size`] |
+//! | `cpg_iteration_*` | [`Cpg::iter_groups`], [`Cpg::iter_members`], [`Cpg::iter_all`] |
+//! | deliver / confchg / totem confchg callbacks | [`Event::Deliver`], [`Event::Confchg`], [`Event::TotemConfchg`] |
+//!
+//! # How a call runs
+//!
+//! A request goes into the connection's shared-memory request ring and the call waits for
+//! its reply (as libcpg does): the daemon answers every request at once, without waiting on
+//! the network, so a call costs one local round trip (a few microseconds). A multicast is
+//! *accepted* when its call returns; it is ordered and delivered later, to every member,
+//! the sender included, as an [`Event::Deliver`]. When the ring's send queue is full the
+//! daemon answers [`Error::TryAgain`] (corosync's flow control):
+//! dispatch events, wait a little (say ≤ 1 ms on the fd), and call again.
+//!
+//! Events wait in the connection's event ring (8 MiB by default) until dispatched. An
+//! application that stops dispatching is flow-controlled by the daemon, never the other
+//! way round.
+//!
+//! # Copies
+//!
+//! [`Cpg::mcast`] takes `&[u8]` (a [`bytes::Bytes`] derefs to it): the request is
+//! assembled in a buffer the handle keeps (no allocation per call) and copied into the
+//! shared ring. A delivered payload is one copy out of the shared ring, handed out as a
+//! [`Bytes`] slice of that buffer.
+
+mod event;
+mod iter;
+
+#[cfg(feature = "tokio")]
+mod async_cpg;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::time::Duration;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ipc_shm::Client;
+use services::cpg::wire::{
+    CpgEvent, CsError, DELIVER_INITIAL_TOTEM_CONF, IterationType, MCAST_HEADER_LEN, Request,
+    RequestCode, Response, ResponseBody,
+};
+use services::service_id;
+use services::session::{Hello, HelloReply};
+use services::wire::WIRE_VERSION;
+use totem_proto::NodeId;
+
+use crate::Error;
+
+#[cfg(feature = "tokio")]
+pub use async_cpg::AsyncCpg;
+pub use event::{DispatchMode, Event, FlowControl, GroupArg, Guarantee};
+pub use iter::Iteration;
+/// A process in a group (`nodeid`, `pid`) and a confchg entry with its reason.
+pub use services::cpg::wire::{Address, Member, Reason};
+/// A CPG group name (at most 128 bytes).
+pub use services::{GroupName, MAX_NAME_LEN};
+
+/// How [`Cpg::initialize_with`] connects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// The daemon's socket (`None`: [`crate::default_socket`]).
+    pub socket: Option<PathBuf>,
+    /// Deliver the current totem configuration as an [`Event::TotemConfchg`] right after
+    /// initialize (corosync's `CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF`).
+    pub initial_totem_confchg: bool,
+    /// How long to wait for the daemon to accept the connection (`None`: 10 s).
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Options {
+    /// The defaults: default socket, no initial totem confchg, 10 s connect timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connect to `path`.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
+        self
+    }
+
+    /// Ask for the initial [`Event::TotemConfchg`].
+    pub fn initial_totem_confchg(mut self, on: bool) -> Self {
+        self.initial_totem_confchg = on;
+        self
+    }
+
+    /// Wait at most `timeout` for the daemon's welcome.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+}
+
+/// A CPG connection to the local totemd (corosync's `cpg_handle_t`). `Send`, not `Sync`:
+/// one thread drives it.
+#[derive(Debug)]
+pub struct Cpg {
+    client: Client,
+    /// The daemon's largest Mcast payload (`MaxMessageSize`, asked at initialize).
+    cpg_max: usize,
+    /// This node's id, once asked.
+    local: Option<NodeId>,
+    /// Where Mcast requests are assembled (kept: no allocation per multicast).
+    scratch: Vec<u8>,
+    context: Option<Box<dyn Any + Send>>,
+    finalized: bool,
+}
+
+impl Cpg {
+    /// Connects to the daemon at [`crate::default_socket`] (`$TOTEM_SOCKET`, else
+    /// `/var/lib/totem/totemd.sock`) and opens a CPG session.
+    ///
+    /// # Errors
+    /// [`Error::Connect`] (no daemon, access denied, not ready), or the daemon's refusal of
+    /// the session (`NotExist`: it has no CPG service; `TryAgain`: not ready yet).
+    pub fn initialize() -> Result<Self, Error> {
+        Self::initialize_with(&Options::new())
+    }
+
+    /// As [`Cpg::initialize`], with the daemon at `socket`.
+    ///
+    /// # Errors
+    /// As [`Cpg::initialize`].
+    pub fn initialize_at(socket: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::initialize_with(&Options::new().socket(socket.as_ref()))
+    }
+
+    /// Connects as `options` say: opens the shared-memory connection, sends the session
+    /// hello for the CPG service, then Initialize with this process's pid (corosync's
+    /// `cpg_model_initialize` with model v1), and asks the daemon's message size limit.
+    ///
+    /// # Errors
+    /// As [`Cpg::initialize`].
+    pub fn initialize_with(options: &Options) -> Result<Self, Error> {
+        let socket = options.socket.clone().unwrap_or_else(crate::default_socket);
+        let timeout = options.connect_timeout.unwrap_or(ipc_shm::CONNECT_TIMEOUT);
+        let mut client = Client::connect_timeout(&socket, timeout)?;
+        let hello = client.request(
+            &Hello {
+                service: service_id::CPG,
+            }
+            .encode(),
+        )?;
+        let reply = HelloReply::decode(&hello)?;
+        if reply.error != CsError::Ok {
+            return Err(Error::from_cs(reply.error));
+        }
+        let mut cpg = Self {
+            client,
+            cpg_max: 0,
+            local: None,
+            scratch: Vec::new(),
+            context: None,
+            finalized: false,
+        };
+        let flags = if options.initial_totem_confchg {
+            DELIVER_INITIAL_TOTEM_CONF
+        } else {
+            0
+        };
+        cpg.call(
+            &Request::Initialize {
+                flags,
+                pid: std::process::id(),
+            }
+            .emit(),
+            RequestCode::Initialize,
+        )?;
+        match cpg.call(&Request::MaxMessageSize.emit(), RequestCode::MaxMessageSize)? {
+            ResponseBody::MaxMessageSize(m) => {
+                cpg.cpg_max = usize::try_from(m).unwrap_or(usize::MAX);
+            }
+            _ => return Err(Error::Protocol("max message size reply without a size")),
+        }
+        Ok(cpg)
+    }
+
+    /// Ends the session (corosync's `cpg_finalize`): the daemon removes this handle from
+    /// every group it joined (`PROCDOWN` to the others, as corosync), then closes the
+    /// connection. Every later call fails with [`Error::BadHandle`]; a
+    /// [`DispatchMode::Blocking`] dispatch in progress returns.
+    ///
+    /// # Errors
+    /// [`Error::BadHandle`] if already finalized; a connection error (the handle is
+    /// finalized anyway).
+    pub fn finalize(&mut self) -> Result<(), Error> {
+        let r = self.call(&Request::Finalize.emit(), RequestCode::Finalize);
+        self.finalized = true;
+        r.map(drop)
+    }
+
+    /// Whether [`Cpg::finalize`] was called.
+    pub fn is_finalized(&self) -> bool {
+        self.finalized
+    }
+
+    /// Joins `group` (corosync's `cpg_join`). The join is complete when the
+    /// [`Event::Confchg`] listing this process in `joined` (reason `JOIN`) is dispatched;
+    /// messages to the group are delivered from then on. A handle may join several groups.
+    ///
+    /// # Errors
+    /// [`Error::NameTooLong`], [`Error::Exist`] (already in it), [`Error::Busy`] (its leave
+    /// is in flight), [`Error::TryAgain`], [`Error::TooManyGroups`].
+    pub fn join(&mut self, group: &(impl GroupArg + ?Sized)) -> Result<(), Error> {
+        let group = event::group_name(group.group_bytes())?;
+        self.call(&Request::Join { group }.emit(), RequestCode::Join)
+            .map(drop)
+    }
+
+    /// Leaves `group` (corosync's `cpg_leave`): complete when the [`Event::Confchg`] listing
+    /// this process in `left` (reason `LEAVE`) is dispatched; messages delivered before
+    /// that still arrive.
+    ///
+    /// # Errors
+    /// [`Error::NotExist`] (not in it), [`Error::Busy`] (its join is in flight).
+    pub fn leave(&mut self, group: &(impl GroupArg + ?Sized)) -> Result<(), Error> {
+        let group = event::group_name(group.group_bytes())?;
+        self.call(&Request::Leave { group }.emit(), RequestCode::Leave)
+            .map(drop)
+    }
+
+    /// Multicasts `payload` to `group` (corosync's `cpg_mcast_joined`), which this handle
+    /// joined. Returns once the daemon accepted it; every member, this one included, gets
+    /// it as an [`Event::Deliver`] in the group's total order.
+    ///
+    /// # Errors
+    /// [`Error::TryAgain`] under flow control (dispatch, wait, retry), [`Error::TooBig`]
+    /// above [`Cpg::max_message_size`], [`Error::NotExist`] (not a member),
+    /// [`Error::NameTooLong`].
+    pub fn mcast(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+        guarantee: Guarantee,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.mcast_vectored(group, guarantee, &[payload])
+    }
+
+    /// [`Cpg::mcast`] of the concatenation of `parts` (corosync's iovec), assembled with
+    /// one copy.
+    ///
+    /// # Errors
+    /// As [`Cpg::mcast`].
+    pub fn mcast_vectored(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+        guarantee: Guarantee,
+        parts: &[&[u8]],
+    ) -> Result<(), Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
+        let name = group.group_bytes();
+        if name.len() > MAX_NAME_LEN {
+            return Err(Error::NameTooLong);
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > self.payload_limit(name.len()) {
+            return Err(Error::TooBig);
+        }
+        // The Mcast request (services::cpg::wire): version, code, guarantee, name length,
+        // 8 reserved bytes the daemon overwrites with the sender, the name, the payload.
+        let mut buf = core::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.reserve(MCAST_HEADER_LEN + name.len() + len);
+        buf.extend_from_slice(&[
+            WIRE_VERSION,
+            RequestCode::Mcast.into(),
+            guarantee.wire().into(),
+            // At most MAX_NAME_LEN (128), checked above.
+            name.len() as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        buf.extend_from_slice(name);
+        for p in parts {
+            buf.extend_from_slice(p);
+        }
+        let r = self.call(&buf, RequestCode::Mcast);
+        // A 1 MiB message should not pin 1 MiB per handle for ever.
+        if buf.capacity() > 256 << 10 {
+            buf = Vec::new();
+        }
+        self.scratch = buf;
+        r.map(drop)
+    }
+
+    /// The current members of `group`, ascending (corosync's `cpg_membership_get`); empty
+    /// if nobody is in it.
+    ///
+    /// # Errors
+    /// [`Error::NameTooLong`], or a connection error.
+    pub fn membership_get(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+    ) -> Result<Vec<Member>, Error> {
+        let group = event::group_name(group.group_bytes())?;
+        match self.call(
+            &Request::MembershipGet { group }.emit(),
+            RequestCode::MembershipGet,
+        )? {
+            ResponseBody::Members(m) => Ok(m),
+            _ => Err(Error::Protocol("membership reply without members")),
+        }
+    }
+
+    /// This node's id (corosync's `cpg_local_get`), asked once and remembered.
+    ///
+    /// # Errors
+    /// A connection error.
+    pub fn local_get(&mut self) -> Result<NodeId, Error> {
+        if let Some(n) = self.local {
+            return Ok(n);
+        }
+        match self.call(&Request::LocalGet.emit(), RequestCode::LocalGet)? {
+            ResponseBody::LocalNode(n) => {
+                self.local = Some(n);
+                Ok(n)
+            }
+            _ => Err(Error::Protocol("local node reply without a node id")),
+        }
+    }
+
+    /// Whether the daemon is pushing back on multicasts now (corosync's
+    /// `cpg_flow_control_state_get`).
+    ///
+    /// # Errors
+    /// A connection error.
+    pub fn flow_control_state(&mut self) -> Result<FlowControl, Error> {
+        match self.call(&Request::FlowControlGet.emit(), RequestCode::FlowControlGet)? {
+            ResponseBody::FlowControl(true) => Ok(FlowControl::Enabled),
+            ResponseBody::FlowControl(false) => Ok(FlowControl::Disabled),
+            _ => Err(Error::Protocol("flow control reply without a state")),
+        }
+    }
+
+    /// The largest payload [`Cpg::mcast`] takes for any group name (corosync's
+    /// `cpg_max_atomic_msgsize_get`): the daemon's limit, and what one IPC record can carry.
+    /// Messages are never fragmented by this library.
+    pub fn max_message_size(&self) -> usize {
+        self.payload_limit(MAX_NAME_LEN)
+    }
+
+    fn payload_limit(&self, name_len: usize) -> usize {
+        let ipc = self
+            .client
+            .max_message()
+            .saturating_sub(MCAST_HEADER_LEN + name_len);
+        self.cpg_max.min(ipc)
+    }
+
+    /// Iterates the names of the groups that have members (corosync's
+    /// `CPG_ITERATION_NAME_ONLY`), from a snapshot taken now.
+    ///
+    /// # Errors
+    /// [`Error::NoResources`] (too many iterations open), a connection error.
+    pub fn iter_groups(&mut self) -> Result<Iteration<'_, GroupName>, Error> {
+        let h = self.iteration(IterationType::NameOnly, GroupName::default())?;
+        Ok(Iteration::new(self, h))
+    }
+
+    /// Iterates the members of `group` (`CPG_ITERATION_ONE_GROUP`).
+    ///
+    /// # Errors
+    /// As [`Cpg::iter_groups`], and [`Error::NameTooLong`].
+    pub fn iter_members(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+    ) -> Result<Iteration<'_, Member>, Error> {
+        let group = event::group_name(group.group_bytes())?;
+        let h = self.iteration(IterationType::OneGroup, group)?;
+        Ok(Iteration::new(self, h))
+    }
+
+    /// Iterates every (group, member) pair (`CPG_ITERATION_ALL`).
+    ///
+    /// # Errors
+    /// As [`Cpg::iter_groups`].
+    pub fn iter_all(&mut self) -> Result<Iteration<'_, (GroupName, Member)>, Error> {
+        let h = self.iteration(IterationType::All, GroupName::default())?;
+        Ok(Iteration::new(self, h))
+    }
+
+    fn iteration(&mut self, kind: IterationType, group: GroupName) -> Result<u32, Error> {
+        match self.call(
+            &Request::IterationInitialize { kind, group }.emit(),
+            RequestCode::IterationInitialize,
+        )? {
+            ResponseBody::IterationHandle(h) => Ok(h),
+            _ => Err(Error::Protocol("iteration reply without a handle")),
+        }
+    }
+
+    /// The next event if one is queued, without waiting. `Ok(None)` re-arms the pollable
+    /// fd: it becomes readable again with the next event.
+    ///
+    /// # Errors
+    /// [`Error::BadHandle`] after finalize, [`Error::Disconnected`] once the daemon is gone
+    /// (after the events it queued), [`Error::Decode`] for an event that does not decode
+    /// (it is dropped; the next call goes on).
+    pub fn try_next_event(&mut self) -> Result<Option<Event>, Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
+        let mut buf = Vec::new();
+        if !self.client.try_recv_event_into(&mut buf)? {
+            return Ok(None);
+        }
+        decode_event(buf).map(Some)
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: until one comes). `Ok(None)`: the
+    /// timeout passed.
+    ///
+    /// # Errors
+    /// As [`Cpg::try_next_event`].
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>, Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
+        match self.client.recv_event(timeout)? {
+            Some(buf) => decode_event(buf).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Hands events to `handler` (corosync's `cpg_dispatch`), as `mode` says; the number
+    /// handled. The handler gets the handle too, so it can reply, leave or finalize.
+    ///
+    /// # Errors
+    /// [`Error::TryAgain`] from [`DispatchMode::OneNonblocking`] with nothing queued; as
+    /// [`Cpg::try_next_event`] otherwise. [`DispatchMode::Blocking`] returns `Ok` only
+    /// when the handler finalized the handle.
+    pub fn dispatch(
+        &mut self,
+        mode: DispatchMode,
+        mut handler: impl FnMut(&mut Self, Event),
+    ) -> Result<usize, Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
+        match mode {
+            DispatchMode::OneNonblocking => match self.try_next_event()? {
+                Some(ev) => {
+                    handler(self, ev);
+                    Ok(1)
+                }
+                None => Err(Error::TryAgain),
+            },
+            DispatchMode::One => loop {
+                if let Some(ev) = self.next_event(None)? {
+                    handler(self, ev);
+                    return Ok(1);
+                }
+            },
+            DispatchMode::All => {
+                let mut n = 0;
+                while !self.finalized {
+                    let Some(ev) = self.try_next_event()? else {
+                        break;
+                    };
+                    handler(self, ev);
+                    n += 1;
+                }
+                Ok(n)
+            }
+            DispatchMode::Blocking => {
+                let mut n = 0;
+                while !self.finalized {
+                    if let Some(ev) = self.next_event(None)? {
+                        handler(self, ev);
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Stores `value` as this handle's context (corosync's `cpg_context_set`), returning
+    /// the previous one.
+    pub fn set_context<T: Any + Send>(&mut self, value: T) -> Option<Box<dyn Any + Send>> {
+        self.context.replace(Box::new(value))
+    }
+
+    /// The context, if one of type `T` is set (corosync's `cpg_context_get`).
+    pub fn context<T: Any>(&self) -> Option<&T> {
+        self.context.as_deref().and_then(|c| c.downcast_ref())
+    }
+
+    /// The context, mutably, if one of type `T` is set.
+    pub fn context_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.context.as_deref_mut().and_then(|c| c.downcast_mut())
+    }
+
+    /// Removes and returns the context.
+    pub fn take_context(&mut self) -> Option<Box<dyn Any + Send>> {
+        self.context.take()
+    }
+
+    /// The underlying IPC connection (its id, permission and size limit).
+    pub fn ipc(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sends one request and returns the body of its successful reply.
+    pub(crate) fn call(
+        &mut self,
+        request: &[u8],
+        code: RequestCode,
+    ) -> Result<ResponseBody, Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
+        let raw = self.client.request(request)?;
+        let reply = Response::parse(&raw)?;
+        if reply.code != code {
+            return Err(Error::Protocol("the reply answers another request"));
+        }
+        if reply.error != CsError::Ok {
+            return Err(Error::from_cs(reply.error));
+        }
+        Ok(reply.body)
+    }
+}
+
+fn decode_event(buf: Vec<u8>) -> Result<Event, Error> {
+    let bytes = Bytes::from(buf);
+    Ok(CpgEvent::parse(&bytes)?.into())
+}
+
+impl AsFd for Cpg {
+    /// The pollable fd (corosync's `cpg_fd_get`): readable when an event may be queued or
+    /// the daemon is gone. Then call `dispatch(DispatchMode::All, ..)`.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.client.as_fd()
+    }
+}
+
+impl AsRawFd for Cpg {
+    /// As [`AsFd::as_fd`].
+    fn as_raw_fd(&self) -> RawFd {
+        self.client.as_raw_fd()
+    }
+}
