@@ -95,45 +95,8 @@ impl core::error::Error for DecodeError {}
 /// Shorthand for decode results.
 pub type Result<T> = core::result::Result<T, DecodeError>;
 
-/// Defines a code point enum whose unknown values are kept, never a panic, and which
-/// round-trips through its integer (smoltcp's `enum_with_unknown!`).
-macro_rules! enum_with_unknown {
-    (
-        $( #[$enum_attr:meta] )*
-        pub enum $name:ident($ty:ty) {
-            $( $( #[$variant_attr:meta] )* $variant:ident = $value:expr ),+ $(,)?
-        }
-    ) => {
-        $( #[$enum_attr] )*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-        pub enum $name {
-            $( $( #[$variant_attr] )* $variant, )+
-            /// A value this build does not know; kept so it round-trips.
-            Unknown($ty),
-        }
-
-        impl ::core::convert::From<$ty> for $name {
-            fn from(value: $ty) -> Self {
-                match value {
-                    $( $value => $name::$variant, )+
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl ::core::convert::From<$name> for $ty {
-            fn from(value: $name) -> Self {
-                match value {
-                    $( $name::$variant => $value, )+
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
-pub(crate) use enum_with_unknown;
+// The code-point generator is totem-proto's, shared by every layer's wire format.
+pub(crate) use totem_proto::enum_with_unknown;
 
 /// A CPG group name: 0 to [`MAX_NAME_LEN`] arbitrary bytes (corosync's `struct cpg_name`).
 /// Ordered bytewise, which is the order every list of groups is reported in.

@@ -88,7 +88,10 @@ impl fmt::Display for RingId {
 }
 
 /// Defines a `u8`/`u16` code point enum whose unknown values are kept, never a panic, and
-/// which round-trips through its integer (smoltcp's `enum_with_unknown!`).
+/// which round-trips through its integer (smoltcp's `enum_with_unknown!`). Exported for the
+/// crates above that define code points of their own (services' request and error codes);
+/// the `defmt`/`serde` derives follow the *calling* crate's features.
+#[macro_export]
 macro_rules! enum_with_unknown {
     (
         $( #[$enum_attr:meta] )*
@@ -125,7 +128,7 @@ macro_rules! enum_with_unknown {
         }
     };
 }
-pub(crate) use enum_with_unknown;
+pub(crate) use crate::enum_with_unknown;
 
 enum_with_unknown! {
     /// The message type byte of the frame header (corosync's numbering).
