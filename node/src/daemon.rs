@@ -257,6 +257,7 @@ impl<T: Link> Daemon<T> {
                 }
                 Wake::Socket { readable, writable } => {
                     if readable {
+                        io.get_mut().on_readable();
                         self.receive(io.get_mut(), &mut bufs)?;
                     }
                     if writable {

@@ -12,6 +12,7 @@
 //!            IPC sessions (hello, CPG, control requests)
 //! ipc.rs     the ipc-shm server: sessions, access policy, slow-reader backlog
 //! link.rs    what the daemon needs of a transport (fd, time for fault injection)
+//! ib.rs      `transport: ib` over the real verbs provider (feature `ib`)
 //! control.rs the control service (`totemctl status|reload|leave|cpg`), client side
 //! logging.rs tracing + the `log` bridge for the core crates
 //! ```
@@ -23,6 +24,8 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(feature = "ib")]
+pub mod ib;
 pub mod ipc;
 pub mod link;
 pub mod logging;

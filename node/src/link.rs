@@ -16,6 +16,9 @@ pub trait Link: Transport + AsRawFd {
     fn poll_at(&self) -> Option<Instant> {
         None
     }
+    /// Called when the fd is readable, before the daemon reads: a link whose fd is an
+    /// event channel (InfiniBand's completion channel) consumes and re-arms it here.
+    fn on_readable(&mut self) {}
 }
 
 impl Link for UdpUnicast {}
@@ -54,11 +57,18 @@ impl<T: Transport + AsRawFd> AsRawFd for Faulty<T> {
     }
 }
 
-impl<T: Transport + AsRawFd> Link for Faulty<T> {
+impl<T: Link> Link for Faulty<T> {
     fn set_now(&mut self, now: Instant) {
         self.0.set_now(now);
+        self.0.inner_mut().set_now(now);
     }
     fn poll_at(&self) -> Option<Instant> {
-        self.0.poll_at()
+        match (self.0.poll_at(), self.0.inner().poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+    fn on_readable(&mut self) {
+        self.0.inner_mut().on_readable();
     }
 }

@@ -84,6 +84,9 @@ impl Drop for IbAh {
 pub struct IbVerbs {
     ctx: *mut ffi::ibv_context,
     pd: *mut ffi::ibv_pd,
+    /// Completion channel of both CQs: its fd becomes readable when a completion arrives
+    /// on an armed CQ, so a driver can sleep in epoll instead of polling ([`Self::event_fd`]).
+    channel: *mut ffi::ibv_comp_channel,
     send_cq: *mut ffi::ibv_cq,
     recv_cq: *mut ffi::ibv_cq,
     qp: *mut ffi::ibv_qp,
@@ -143,6 +146,7 @@ impl IbVerbs {
         let mut v = Self {
             ctx,
             pd: ptr::null_mut(),
+            channel: ptr::null_mut(),
             send_cq: ptr::null_mut(),
             recv_cq: ptr::null_mut(),
             qp: ptr::null_mut(),
@@ -191,14 +195,33 @@ impl IbVerbs {
         if self.pd.is_null() {
             return Err(last_errno(12));
         }
+        // SAFETY: valid context.
+        self.channel = unsafe { ffi::ibv_create_comp_channel(self.ctx) };
+        if self.channel.is_null() {
+            return Err(last_errno(12));
+        }
+        // The channel's fd is read from an event loop: it must never block.
+        // SAFETY: `channel` is valid; `fd` is its open descriptor; fcntl on it is sound.
+        let rc = unsafe {
+            let fd = (*self.channel).fd;
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 {
+                -1
+            } else {
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
+            }
+        };
+        if rc < 0 {
+            return Err(last_errno(5));
+        }
         let cqe = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-        // SAFETY: valid context; no completion channel.
+        // SAFETY: valid context and completion channel.
         self.send_cq = unsafe {
             ffi::ibv_create_cq(
                 self.ctx,
                 cqe(self.send_slots),
                 ptr::null_mut(),
-                ptr::null_mut(),
+                self.channel,
                 0,
             )
         };
@@ -208,13 +231,14 @@ impl IbVerbs {
                 self.ctx,
                 cqe(self.recv_slots),
                 ptr::null_mut(),
-                ptr::null_mut(),
+                self.channel,
                 0,
             )
         };
         if self.send_cq.is_null() || self.recv_cq.is_null() {
             return Err(last_errno(12));
         }
+        self.arm()?;
         let mut init = ffi::ibv_qp_init_attr {
             send_cq: self.send_cq,
             recv_cq: self.recv_cq,
@@ -259,6 +283,69 @@ impl IbVerbs {
             qpn,
         };
         Ok(())
+    }
+
+    /// Asks both CQs for an event on their next completion (the inline
+    /// `ibv_req_notify_cq` of verbs.h, through the context's ops as `poll_cq` is called).
+    fn arm(&mut self) -> Result<(), VerbsError> {
+        for cq in [self.send_cq, self.recv_cq] {
+            // SAFETY: `cq` is a valid CQ of `ctx`, created with the completion channel.
+            let rc = unsafe {
+                let ops = &mut (*(*cq).context).ops;
+                match ops.req_notify_cq.as_mut() {
+                    Some(notify) => notify(cq, 0),
+                    None => ENOSYS,
+                }
+            };
+            if rc != 0 {
+                return Err(VerbsError::Io(rc));
+            }
+        }
+        Ok(())
+    }
+
+    /// The completion channel's fd (non-blocking): readable when a completion arrived on a
+    /// CQ since the last [`Self::rearm`]. For epoll/tokio; owned by this provider.
+    pub fn event_fd(&self) -> std::os::fd::RawFd {
+        // SAFETY: `channel` is valid for the provider's life (created in `setup`, which
+        // `open` requires to succeed).
+        unsafe { (*self.channel).fd }
+    }
+
+    /// Consumes the channel's pending events and re-arms both CQs. Call it when
+    /// [`Self::event_fd`] is readable, *before* polling the CQs, so a completion that lands
+    /// after the poll raises a new event rather than being missed.
+    ///
+    /// # Errors
+    /// `Io(errno)` when re-arming fails.
+    pub fn rearm(&mut self) -> Result<(), VerbsError> {
+        let (mut on_send, mut on_recv) = (0u32, 0u32);
+        loop {
+            let mut cq: *mut ffi::ibv_cq = ptr::null_mut();
+            let mut cq_ctx: *mut core::ffi::c_void = ptr::null_mut();
+            // SAFETY: `channel` is valid and non-blocking: with no event this returns -1
+            // (EAGAIN) at once; the out-pointers are valid locals.
+            let rc = unsafe { ffi::ibv_get_cq_event(self.channel, &mut cq, &mut cq_ctx) };
+            if rc != 0 {
+                break;
+            }
+            if cq == self.send_cq {
+                on_send += 1;
+            } else {
+                on_recv += 1;
+            }
+        }
+        // Every event taken must be acknowledged before the CQ can be destroyed.
+        // SAFETY: both CQs are valid; the counts are events taken from them above.
+        unsafe {
+            if on_send > 0 {
+                ffi::ibv_ack_cq_events(self.send_cq, on_send);
+            }
+            if on_recv > 0 {
+                ffi::ibv_ack_cq_events(self.recv_cq, on_recv);
+            }
+        }
+        self.arm()
     }
 
     fn modify(
@@ -560,6 +647,9 @@ impl Drop for IbVerbs {
             }
             if !self.recv_cq.is_null() {
                 ffi::ibv_destroy_cq(self.recv_cq);
+            }
+            if !self.channel.is_null() {
+                ffi::ibv_destroy_comp_channel(self.channel);
             }
             if !self.pd.is_null() {
                 ffi::ibv_dealloc_pd(self.pd);

@@ -53,7 +53,7 @@ pub(crate) const CI_STEPS: &[Step] = &[
     },
     Step {
         name: "ib",
-        about: "transport-ib's real ibverbs provider builds and is clippy-clean (feature verbs)",
+        about: "transport-ib's real ibverbs provider and totemd with feature ib build, are clippy-clean, and totemd says \"no RDMA device found\"",
         run: ib,
     },
     Step {
@@ -300,8 +300,9 @@ fn nostd() -> crate::Result {
     })
 }
 
-/// The real InfiniBand provider compiles against rdma-core (`.ci/run` installs its build
-/// dependencies); no RDMA hardware is needed to build or lint it.
+/// The real InfiniBand provider, and totemd with feature `ib`, compile against rdma-core
+/// (`.ci/run` installs its build dependencies); no RDMA hardware is needed to build or
+/// lint them, and totemd's refusal without a device is checked.
 fn ib() -> crate::Result {
     Cmd::cargo()
         .args([
@@ -314,6 +315,32 @@ fn ib() -> crate::Result {
             "--",
             "-D",
             "warnings",
+        ])
+        .run()?;
+    Cmd::cargo()
+        .args([
+            "clippy",
+            "-p",
+            "node",
+            "--features",
+            "ib",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .run()?;
+    // totemd built with InfiniBand support, on this machine without RDMA, must refuse
+    // `transport: ib` with "transport ib: no RDMA device found" and a non-zero exit.
+    Cmd::cargo()
+        .args([
+            "test",
+            "-p",
+            "node",
+            "--features",
+            "ib",
+            "--test",
+            "transport_ib",
         ])
         .run()
 }

@@ -154,11 +154,48 @@ fn run(args: Args) -> Result<(), String> {
                 report_buffers(t.buffer_sizes());
                 drive(ring, t, fault, clock, opts).await
             }
-            TransportKind::Ib => {
-                Err("transport ib: this totemd was built without InfiniBand support".into())
-            }
+            TransportKind::Ib => run_ib(&cfg, me, ring, fault, clock, opts).await,
         }
     })
+}
+
+/// `transport: ib` in a totemd built with feature `ib`: the real verbs provider.
+#[cfg(feature = "ib")]
+async fn run_ib(
+    cfg: &DaemonConfig,
+    me: NodeId,
+    ring: totem_ring::Ring,
+    fault: FaultInjection,
+    clock: Clock,
+    opts: daemon::Options,
+) -> Result<(), String> {
+    let peers: Vec<_> = cfg
+        .nodes
+        .iter()
+        .filter_map(|n| n.ib_addr.map(|a| (n.id, a)))
+        .collect();
+    let link = node::ib::IbLink::open(&cfg.ib, me, &peers)?;
+    // Peers without an `ib_addr` learn this one from its first datagram; a cold cluster
+    // needs it in their configuration (see transport-ib's README).
+    tracing::info!("transport ib: local address {}", link.local_addr());
+    drive(ring, link, fault, clock, opts).await
+}
+
+/// `transport: ib` in a totemd built without feature `ib`: a clear refusal.
+#[cfg(not(feature = "ib"))]
+async fn run_ib(
+    _: &DaemonConfig,
+    _: NodeId,
+    _: totem_ring::Ring,
+    _: FaultInjection,
+    _: Clock,
+    _: daemon::Options,
+) -> Result<(), String> {
+    Err(
+        "transport ib: this totemd was built without InfiniBand support \
+         (rebuild with `cargo build -p node --features ib`)"
+            .into(),
+    )
 }
 
 fn report_buffers((send, recv): (usize, usize)) {

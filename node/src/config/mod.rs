@@ -84,6 +84,9 @@ pub struct NodeEntry {
     pub addr: IpAddr,
     /// `name`, if given.
     pub name: Option<String>,
+    /// `ib_addr` (transport ib): the node's InfiniBand address as it prints it at start-up,
+    /// `<gid>/lid <n>/qpn <n>`. Optional: peers are also learned from their traffic.
+    pub ib_addr: Option<transport_ib::IbAddr>,
     /// Line of the `node {`.
     pub line: u32,
 }
@@ -202,6 +205,8 @@ pub struct DaemonConfig {
     pub interface: Interface,
     /// Nodes, in file order.
     pub nodes: Vec<NodeEntry>,
+    /// `totem.ib_device`, `ib_port`, `ib_gid_index` (transport ib).
+    pub ib: transport_ib::IbOptions,
     /// `totem.block_unlisted_ips` (default yes).
     pub block_unlisted_ips: bool,
     /// Fault injection (experiments only).
@@ -328,6 +333,9 @@ const TOTEM_KEYS: &[&str] = &[
     "miss_count_const",
     "cancel_token_hold_on_retransmit",
     "netmtu",
+    "ib_device",
+    "ib_port",
+    "ib_gid_index",
     "crypto_cipher",
     "crypto_hash",
     "crypto_model",
@@ -456,7 +464,7 @@ impl Builder {
         let mut nodes: Vec<NodeEntry> = Vec::new();
         let mut seen_addr = BTreeSet::new();
         for (i, node) in list.sections("node").enumerate() {
-            let (mut id, mut addr, mut name) = (None, None, None);
+            let (mut id, mut addr, mut name, mut ib_addr) = (None, None, None, None);
             for (key, value, line) in node.pairs() {
                 self.flat
                     .push((format!("nodelist.node.{i}.{key}"), value.to_owned(), line));
@@ -479,6 +487,17 @@ impl Builder {
                         addr = Some((resolve(value).map_err(|r| self.err(line, r))?, line))
                     }
                     "name" => name = Some(value.to_owned()),
+                    "ib_addr" => {
+                        ib_addr = Some(transport_ib::parse_ib_addr(value).ok_or_else(|| {
+                            self.err(
+                                line,
+                                format!(
+                                    "ib_addr {value:?} is not an InfiniBand address \
+                                     (<gid as 8 groups of 4 hex digits>/lid <n>/qpn <n>)"
+                                ),
+                            )
+                        })?)
+                    }
                     k if k.starts_with("ring") && k.ends_with("_addr") => {
                         self.warn(line, format!("{k}: only link 0 is supported yet; ignored"));
                     }
@@ -507,6 +526,7 @@ impl Builder {
                 id,
                 addr,
                 name,
+                ib_addr,
                 line: node.line,
             });
         }
@@ -714,6 +734,7 @@ impl Builder {
         let mut transport = (TransportKind::Udpu, 0u32, true);
         let mut netmtu = 1500usize;
         let mut block = true;
+        let mut ib = transport_ib::IbOptions::default();
         let mut version_seen = false;
         let mut lines = alloc::collections::BTreeMap::new();
         for (key, value, line) in s.pairs() {
@@ -777,6 +798,19 @@ impl Builder {
                         })?;
                 }
                 "block_unlisted_ips" => block = self.yes_no(line, key, value)?,
+                "ib_device" => ib.device = Some(value.to_owned()),
+                "ib_port" => {
+                    let n = self.number(line, key, value)?;
+                    ib.port = u8::try_from(n).ok().filter(|p| *p >= 1).ok_or_else(|| {
+                        self.err(line, format!("ib_port must be 1 to 255, not {n}"))
+                    })?;
+                }
+                "ib_gid_index" => {
+                    let n = self.number(line, key, value)?;
+                    ib.gid_index = u8::try_from(n).map_err(|_| {
+                        self.err(line, format!("ib_gid_index must be 0 to 255, not {n}"))
+                    })?;
+                }
                 "crypto_cipher" | "crypto_hash" => {
                     if value != "none" {
                         return Err(self.err(line, format!(
@@ -841,6 +875,7 @@ impl Builder {
             ring,
             interface,
             nodes,
+            ib,
             block_unlisted_ips: block,
             fault,
             logging,
