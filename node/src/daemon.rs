@@ -61,6 +61,8 @@ pub struct DaemonStats {
     pub tx_would_block: u64,
     /// Frames the transport rejected for good (too large, unknown node, I/O error).
     pub tx_errors: u64,
+    /// Client multicasts held back under flow control (taken later, never refused).
+    pub mcasts_parked: u64,
 }
 
 /// What woke the loop.
@@ -223,7 +225,7 @@ impl<T: Link> Daemon<T> {
             if accept_after.is_some_and(|t| tokio::time::Instant::now() >= t) {
                 accept_after = None;
             }
-            let (server, mut clients) = self.ipc.waiting();
+            let (server, mut clients) = self.ipc.waiting(self.services.busy());
             // Readiness is cleared as soon as it is seen, and the socket is then read (or
             // written) until it would block: data arriving meanwhile raises a new event.
             // Client readiness likewise: a connection's doorbell is cleared before its
@@ -467,7 +469,8 @@ impl<T: Link> Daemon<T> {
         // The client may have freed room for replies and events that waited.
         self.ipc.resume(id, self.clock.now());
         for _ in 0..ipc::BATCH {
-            let Some(request) = self.ipc.recv(id) else {
+            let parked = self.ipc.session(id).and_then(|s| s.parked.take());
+            let Some(request) = parked.or_else(|| self.ipc.recv(id)) else {
                 if let Some(s) = self.ipc.session(id) {
                     s.more = false;
                 }
@@ -479,6 +482,22 @@ impl<T: Link> Daemon<T> {
             };
             match role {
                 Role::Hello => self.hello(id, &request),
+                // Under flow control a multicast waits here instead of failing with
+                // TRY_AGAIN (corosync's answer): the client's call returns once it was
+                // taken, and a client with several in flight keeps their order.
+                Role::Service(service)
+                    if service == service_id::CPG
+                        && is_cpg_mcast(&request)
+                        && self.services.busy() =>
+                {
+                    if let Some(s) = self.ipc.session(id) {
+                        s.parked = Some(request);
+                        s.more = false;
+                    }
+                    self.stats.mcasts_parked += 1;
+                    self.settle();
+                    return;
+                }
                 Role::Service(_) => self
                     .services
                     .handle_request(ConnId(id), Bytes::from(request)),
@@ -801,8 +820,13 @@ impl<T: Link> Daemon<T> {
         );
         let _ = writeln!(
             out,
-            "ipc: requests {} events {} full {} dropped {} slow-clients {}",
-            i.requests, i.events, i.events_full, i.events_dropped, i.slow_clients
+            "ipc: requests {} events {} full {} dropped {} slow-clients {} mcasts-held {}",
+            i.requests,
+            i.events,
+            i.events_full,
+            i.events_dropped,
+            i.slow_clients,
+            self.stats.mcasts_parked
         );
         let (groups, members) = self
             .services
@@ -843,4 +867,9 @@ fn list(ids: &[NodeId]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Whether a CPG client request is a multicast (`services::cpg::wire`: version, code).
+fn is_cpg_mcast(request: &[u8]) -> bool {
+    request.get(1).copied() == Some(u8::from(services::cpg::wire::RequestCode::Mcast))
 }

@@ -300,6 +300,11 @@ pub struct Session {
     replies: VecDeque<Bytes>,
     /// The last serve stopped at [`BATCH`]: serve again without waiting for the doorbell.
     pub more: bool,
+    /// A multicast request taken while the services were busy (flow control): it is
+    /// handed over, and the connection served again, once they are not. Nothing else of
+    /// this connection is read meanwhile, so its requests stay in order and the memory is
+    /// one request.
+    pub parked: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -322,16 +327,22 @@ impl Session {
 
 /// The connections, as the loop waits on them.
 #[derive(Debug)]
-pub struct Waiting<'a>(&'a mut BTreeMap<u64, Session>);
+pub struct Waiting<'a>(&'a mut BTreeMap<u64, Session>, bool);
 
 impl Waiting<'_> {
     /// Connections that need serving: their doorbell rang (cleared now), they stopped at
-    /// [`BATCH`] last time, or they failed. `Pending` (wakers registered on every
+    /// [`BATCH`] last time, they hold a parked multicast and the services are no longer
+    /// busy, or they failed. A connection with a parked request is not polled while the
+    /// services are busy (its doorbell stays set for later). `Pending` (wakers registered on every
     /// connection's doorbell and socket) when none does: an idle daemon sleeps.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Vec<(u64, Result<(), ConnError>)>> {
         let mut ready = Vec::new();
         for (id, s) in self.0.iter_mut() {
-            if s.more {
+            if s.parked.is_some() {
+                if !self.1 {
+                    ready.push((*id, Ok(())));
+                }
+            } else if s.more {
                 ready.push((*id, Ok(())));
             } else if let Poll::Ready(r) = s.conn.poll_ready(cx) {
                 ready.push((*id, r));
@@ -409,8 +420,10 @@ impl Ipc {
     /// What the loop waits on, borrowed apart so that one `select!` waits on both: the
     /// listener (`accept().await`, cancel-safe: nothing is lost if another branch wins) and
     /// the connections ([`Waiting::poll_ready`]).
-    pub fn waiting(&mut self) -> (&mut AsyncServer, Waiting<'_>) {
-        (&mut self.server, Waiting(&mut self.sessions))
+    /// The server and the connections to wait on; `busy`: the services take no
+    /// multicast now (see [`Session::parked`]).
+    pub fn waiting(&mut self, busy: bool) -> (&mut AsyncServer, Waiting<'_>) {
+        (&mut self.server, Waiting(&mut self.sessions, busy))
     }
 
     /// A new connection, waiting for its hello.
@@ -424,6 +437,7 @@ impl Ipc {
                 backlog: Backlog::default(),
                 replies: VecDeque::new(),
                 more: false,
+                parked: None,
             },
         );
     }

@@ -291,4 +291,13 @@ pub trait ServiceEngine: Any + fmt::Debug {
     fn on_flow_control(&mut self, enabled: bool, out: &mut Outbox) {
         let _ = (enabled, out);
     }
+
+    /// Whether the engine would refuse a client's next multicast for lack of room (CPG:
+    /// holding messages during a sync with its hold budget spent). While any engine says
+    /// so, or flow control is on, the node takes no multicast request from clients: they
+    /// wait in order in the clients' request rings instead of failing with TRY_AGAIN
+    /// ([`crate::Services::busy`]).
+    fn backlogged(&self) -> bool {
+        false
+    }
 }

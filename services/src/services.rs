@@ -361,6 +361,16 @@ impl Services {
         self.update_flow_control();
     }
 
+    /// Whether client multicasts should wait before they are handed to the engines: flow
+    /// control is on (the node's ring queue is over its threshold, or multicasts the ring
+    /// pushed back on wait here) or an engine is
+    /// [`backlogged`](ServiceEngine::backlogged). A node that stops taking multicast
+    /// requests meanwhile keeps them in order and in bounded memory (the clients' request
+    /// rings) where TRY_AGAIN would make a pipelining client reorder or lose them.
+    pub fn busy(&self) -> bool {
+        self.flow_told || self.engines.iter().any(|(_, e)| e.backlogged())
+    }
+
     // ---- outputs ----
 
     /// Submits queued multicasts, oldest first, through `submit` (the ring's `submit`),

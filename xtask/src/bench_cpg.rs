@@ -71,6 +71,9 @@ pub(crate) struct Options {
     pub(crate) safe: bool,
     pub(crate) loss: u8,
     pub(crate) compare_corosync: bool,
+    /// totem's cpgbench with one IPC round trip per message (`--sync`), as libcpg does,
+    /// instead of queued multicasts.
+    pub(crate) sync: bool,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             safe: false,
             loss: 0,
             compare_corosync: false,
+            sync: false,
         }
     }
 }
@@ -162,6 +166,7 @@ pub(crate) fn parse<'a>(rest: &mut impl Iterator<Item = &'a str>) -> Result<Opti
                 };
             }
             "--compare-corosync" => o.compare_corosync = true,
+            "--sync" => o.sync = true,
             other => return Err(unknown(t, other)),
         }
     }
@@ -541,6 +546,9 @@ fn run_clients(s: &Cluster, o: &Options, daemon: &Daemon) -> Results {
         if let Daemon::Totem = daemon {
             argv.push("--socket".into());
             argv.push(s.socket(id).display().to_string());
+            if o.sync {
+                argv.push("--sync".into());
+            }
         }
         if o.senders == Senders::One && i > 0 {
             argv.push("--receive-only".into());

@@ -231,6 +231,28 @@ impl AsyncCpg {
         self.cpg().mcast_vectored(group, guarantee, parts)
     }
 
+    /// [`Cpg::mcast_queued`]: never waits for the daemon.
+    ///
+    /// # Errors
+    /// As [`Cpg::mcast_queued`].
+    pub fn mcast_queued(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+        guarantee: Guarantee,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        self.cpg().mcast_queued(group, guarantee, payload)
+    }
+
+    /// [`Cpg::flush`]. Like the other calls it waits for the daemon's replies, which come
+    /// without waiting on the network (under flow control, once the ring took them).
+    ///
+    /// # Errors
+    /// As [`Cpg::flush`].
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.cpg().flush()
+    }
+
     /// [`Cpg::membership_get`].
     ///
     /// # Errors

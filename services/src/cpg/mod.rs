@@ -742,6 +742,12 @@ impl ServiceEngine for Cpg {
     fn on_flow_control(&mut self, enabled: bool, _out: &mut Outbox) {
         self.flow_control = enabled;
     }
+
+    fn backlogged(&self) -> bool {
+        // `mcast` refuses once a message could overflow the hold budget: say so while
+        // there is no room for the largest one.
+        !self.settled && self.held_bytes + self.config.max_message_len > self.config.max_held_bytes
+    }
 }
 
 fn reply(out: &mut Outbox, conn: ConnId, response: Response) {

@@ -49,6 +49,8 @@ usage: cpgbench [options]
   --guarantee agreed|safe   (default agreed); --safe is the same as --guarantee safe
   --rate N              send N messages/s (per sender) instead of as fast as possible
   --receive-only        do not send: count, check and report only
+  --sync                one round trip per message (Cpg::mcast, corosync's cpg_mcast_joined)
+                        instead of queued multicasts (Cpg::mcast_queued, the default)
   --members M           wait until the group has M members before the first run (default 1)
   --senders K           how many members send (default 1): each run starts when K STARTs
                         are delivered and ends when K ENDs are
@@ -68,6 +70,7 @@ struct Args {
     guarantee: Guarantee,
     rate: Option<f64>,
     receive_only: bool,
+    sync: bool,
     members: usize,
     senders: usize,
     verify: bool,
@@ -85,6 +88,7 @@ impl Default for Args {
             guarantee: Guarantee::Agreed,
             rate: None,
             receive_only: false,
+            sync: false,
             members: 1,
             senders: 1,
             verify: false,
@@ -141,6 +145,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--safe" => a.guarantee = Guarantee::Safe,
             "--rate" => a.rate = Some(positive("--rate", &value("--rate")?)?),
             "--receive-only" => a.receive_only = true,
+            "--sync" => a.sync = true,
             "--members" => a.members = count("--members", &value("--members")?)?,
             "--senders" => a.senders = count("--senders", &value("--senders")?)?,
             "--verify" => a.verify = true,
@@ -469,11 +474,18 @@ impl Bench {
     }
 
     /// One multicast, whatever flow control says: on TRY_AGAIN, dispatch, wait ≤ 1 ms for
-    /// an event, retry (corosync's method in COROSYNC.md §3.3).
+    /// an event, retry (corosync's method in COROSYNC.md §3.3). Queued (no round trip)
+    /// unless `--sync`.
     fn send(&mut self, parts: &[&[u8]]) -> BenchResult<()> {
         let group = self.args.group.clone();
         loop {
-            match self.cpg.mcast_vectored(&group, self.args.guarantee, parts) {
+            let r = if self.args.sync {
+                self.cpg.mcast_vectored(&group, self.args.guarantee, parts)
+            } else {
+                self.cpg
+                    .mcast_queued_vectored(&group, self.args.guarantee, parts)
+            };
+            match r {
                 Ok(()) => {
                     self.seq += 1;
                     return Ok(());
@@ -595,6 +607,8 @@ mod tests {
             (0.5, Guarantee::Safe, Some(100.0))
         );
         assert_eq!((a.members, a.senders, a.verify), (3, 2, true));
+        assert!(!a.sync, "queued multicasts by default");
+        assert!(p("--sync").unwrap().sync);
         assert_eq!(p("--senders 3").unwrap().members, 3, "senders are members");
         for bad in [
             "--sizes 10",
