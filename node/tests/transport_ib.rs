@@ -3,7 +3,7 @@
 //! says "transport ib: no RDMA device found". Both exit non-zero, before touching the
 //! network. Bad `ib_*` options are configuration errors naming the line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TOTEMD: &str = env!("CARGO_BIN_EXE_totemd");
@@ -23,7 +23,7 @@ fn config(dir: &str, extra_totem: &str, node_extra: &str) -> PathBuf {
     path
 }
 
-fn run(path: &PathBuf) -> (bool, String) {
+fn run(path: &Path) -> (bool, String) {
     let out = Command::new(TOTEMD)
         .args(["-f", path.to_str().expect("utf-8 path"), "--nodeid", "1"])
         .output()
@@ -43,7 +43,7 @@ fn transport_ib_without_device_or_feature_exits_with_a_clear_error() {
     let (ok, text) = run(&path);
     assert!(!ok, "totemd must exit non-zero: {text}");
     if cfg!(feature = "ib") {
-        if std::path::Path::new("/sys/class/infiniband").exists() {
+        if Path::new("/sys/class/infiniband").exists() {
             eprintln!("this machine has an RDMA class; not checking the no-device message");
         } else {
             assert!(
