@@ -72,6 +72,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         run: crate::e2e::run,
     },
     Step {
+        name: "appliance",
+        about: "cargo xtask appliance: appliance/ checks, code size, 2 totemd + appliance (root)",
+        run: appliance,
+    },
+    Step {
         name: "test",
         about: "doctests + cargo nextest run --workspace (or cargo test --workspace)",
         run: test,
@@ -370,6 +375,10 @@ fn doc() -> crate::Result {
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-Dwarnings")
         .run()
+}
+
+fn appliance() -> crate::Result {
+    crate::appliance::run(crate::appliance::Options { e2e_only: false })
 }
 
 fn tidy() -> crate::Result {

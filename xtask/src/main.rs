@@ -4,6 +4,7 @@
 //! main.rs       argument parsing, usage, dispatch, exit codes
 //! workspace.rs  the shared facts: workspace root, CORE_CRATES, target dirs, lean commands
 //! cmd.rs        running a command: echo it, time it, fail with a clear message
+//! appliance.rs  `cargo xtask appliance`: the appliance example checked, sized, run with totemd
 //! ci.rs         `cargo xtask ci`: the CI_STEPS table, tool pre-flight, step timing summary
 //! nostd.rs      `cargo xtask nostd`: the no_std proof (STYLE "no_std: how to prove it")
 //! tidy.rs       `cargo xtask tidy`: `//!` on every file, no HashMap in core crates
@@ -28,6 +29,7 @@
 
 extern crate alloc;
 
+mod appliance;
 mod bench;
 mod bench_cpg;
 mod ci;
@@ -109,6 +111,11 @@ tasks:
         end-to-end tests: 3-node clusters over udp and udpu in namespaces (root; else
         SKIP) and udpu on 127.0.0.x, then configuration errors; ends with
         `e2e: N scenarios, F failed`
+  appliance [--e2e-only]
+        the appliance example (appliance/, its own workspace): fmt, clippy, tests, defmt
+        check, the bare-metal code size, then (root) two totemd nodes and the appliance on
+        a TAP device form one ring and agree on a CPG group's order; without root: SKIP
+        --e2e-only     only the end-to-end test
   help, --help, -h
         this message
 ";
@@ -128,6 +135,7 @@ enum Task {
     Cluster(cluster::Sub),
     Demo,
     E2e,
+    Appliance(appliance::Options),
     // `__guard <tool>`: the cleanup watchdog of `guard.rs` (not for people).
     Guard { tool: String },
 }
@@ -146,6 +154,7 @@ impl Task {
             Self::Cluster(_) => "cluster",
             Self::Demo => "demo",
             Self::E2e => "e2e",
+            Self::Appliance(_) => "appliance",
             Self::Guard { .. } => "__guard",
         }
     }
@@ -179,6 +188,7 @@ fn main() -> ExitCode {
         Task::Sim { args } => sim::run(&args),
         Task::Demo => demo::run(),
         Task::E2e => e2e::run(),
+        Task::Appliance(options) => appliance::run(options),
         Task::Guard { tool } => guard::watch(&tool),
         Task::Cluster(sub) => {
             return match cluster::run(sub) {
@@ -309,6 +319,16 @@ fn parse(args: &[String]) -> core::result::Result<Task, String> {
                 Task::E2e
             }
         }
+        "appliance" => {
+            let mut options = appliance::Options { e2e_only: false };
+            for arg in rest.by_ref() {
+                match arg {
+                    "--e2e-only" => options.e2e_only = true,
+                    other => return Err(unknown("appliance", other)),
+                }
+            }
+            Task::Appliance(options)
+        }
         "bench" => {
             let group = group(&mut rest, "bench", bench::GROUPS)?;
             if let Some(other) = rest.next() {
@@ -411,6 +431,10 @@ mod tests {
         ));
         assert!(matches!(parse_str("demo"), Ok(Task::Demo)));
         assert!(matches!(parse_str("e2e"), Ok(Task::E2e)));
+        assert!(matches!(
+            parse_str("appliance --e2e-only"),
+            Ok(Task::Appliance(appliance::Options { e2e_only: true }))
+        ));
         assert!(matches!(
             parse_str("bench failover --nodes 3 --transport udp --token 1000"),
             Ok(Task::Failover(_))

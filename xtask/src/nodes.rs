@@ -125,8 +125,20 @@ pub(crate) const BENCH_CPG: Layout = Layout {
     cluster_name: "xtask-bench-cpg",
 };
 
+/// `cargo xtask appliance`: two totemd nodes and the appliance (node 3, on a TAP).
+pub(crate) const APPLIANCE: Layout = Layout {
+    tool: "appliance",
+    dir: "target/appliance-e2e",
+    netns_prefix: "totem-ap-n",
+    bridge: "totem-ap-br",
+    veth_prefix: "totem-ap-v",
+    subnet: 5,
+    port: 5465,
+    cluster_name: "xtask-appliance",
+};
+
 /// Every layout (the guard process finds its layout by tool name).
-pub(crate) const LAYOUTS: &[&Layout] = &[&CLUSTER, &DEMO, &E2E, &BENCH, &BENCH_CPG];
+pub(crate) const LAYOUTS: &[&Layout] = &[&CLUSTER, &DEMO, &E2E, &BENCH, &BENCH_CPG, &APPLIANCE];
 
 impl Layout {
     /// The absolute directory.
@@ -1090,7 +1102,8 @@ fn stray_processes(root: &Path) -> Vec<u32> {
                 let exe = args
                     .first()
                     .map_or("", |a| a.rsplit('/').next().unwrap_or(a));
-                matches!(exe, "totemd" | "corosync" | "ip") && names_file_under(&args, root)
+                matches!(exe, "totemd" | "corosync" | "totem-appliance" | "ip")
+                    && names_file_under(&args, root)
             }) && process_is_ours(pid, root)
         })
         .collect()

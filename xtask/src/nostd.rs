@@ -177,7 +177,7 @@ fn bare_metal_builds() -> crate::Result {
 
 /// `rustup target list --installed` names `target`; without rustup, whether the active
 /// sysroot has a library directory for it.
-fn target_installed(target: &str) -> bool {
+pub(crate) fn target_installed(target: &str) -> bool {
     if let Ok(out) = Cmd::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
