@@ -5,7 +5,7 @@
 //!
 //! Against a cluster: `cargo xtask cluster exec 1 -- target/debug/examples/cpg_chat`.
 
-use std::io::BufRead as _;
+use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
 
 use totem_client::cpg::{Cpg, DispatchMode, Event, Guarantee};
@@ -20,8 +20,11 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
         me.0,
         std::process::id()
     );
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    // Raw reads, not a BufReader: poll(2) only sees what is still in the pipe, so lines
+    // that arrived together must all be taken from one read.
+    let mut stdin = std::io::stdin().lock();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
     loop {
         let mut fds = [
             libc::pollfd {
@@ -44,9 +47,17 @@ fn main() -> Result<(), Box<dyn core::error::Error>> {
             cpg.dispatch(DispatchMode::All, |_, ev| print_event(&ev))?;
         }
         if fds[0].revents != 0 {
-            match lines.next() {
-                Some(line) => send(&mut cpg, &group, line?.as_bytes())?,
-                None => break,
+            let n = stdin.read(&mut chunk)?;
+            if n == 0 {
+                if !pending.is_empty() {
+                    send(&mut cpg, &group, &pending)?;
+                }
+                break;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                send(&mut cpg, &group, &line[..end])?;
             }
         }
     }

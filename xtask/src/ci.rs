@@ -72,6 +72,11 @@ pub(crate) const CI_STEPS: &[Step] = &[
         run: crate::e2e::run,
     },
     Step {
+        name: "demo",
+        about: "cargo xtask demo: the README's first command (3 nodes, CPG traffic, kill, restart, leave)",
+        run: crate::demo::run,
+    },
+    Step {
         name: "appliance",
         about: "cargo xtask appliance: appliance/ checks, code size, 2 totemd + appliance (root)",
         run: appliance,

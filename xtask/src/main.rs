@@ -15,7 +15,8 @@
 //! netns.rs      network namespaces, the bridge and nftables for `--netns` clusters
 //! guard.rs      teardown that also happens on panic and Ctrl-C (a watchdog process)
 //! json.rs       the little JSON that `cluster.json` needs
-//! demo.rs       `cargo xtask demo`: three nodes form, lose and regain a ring
+//! demo.rs       `cargo xtask demo`: three nodes form, lose and regain a ring, with CPG traffic
+//! demo_cpg.rs   the demo's CPG traffic: cpg_demo per node, messages/s, cross-node order check
 //! e2e.rs        `cargo xtask e2e`: end-to-end tests of totemd (a CI step)
 //! failover.rs   `cargo xtask bench failover`: failover times, totem vs corosync
 //! bench_cpg.rs  `cargo xtask bench cpg`: CPG throughput/latency, totem vs corosync
@@ -36,6 +37,7 @@ mod ci;
 mod cluster;
 mod cmd;
 mod demo;
+mod demo_cpg;
 mod e2e;
 mod failover;
 mod fuzz;
@@ -59,7 +61,8 @@ usage: cargo xtask <task> [options]
 tasks:
   ci [--list] [--skip <step>]...
         everything CI checks, in order, stopping at the first failure:
-        fmt, clippy, lean (per core crate), sim, e2e, test, nostd, doc, tidy.
+        fmt, clippy, lean (per core crate), ib, loom, sim, e2e, demo, appliance, test, nostd,
+        doc, tidy.
         --list         print the steps and exit
         --skip <step>  leave a step out (repeatable), e.g. while another crate is mid-edit
   nostd [--self-test]

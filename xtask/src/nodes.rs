@@ -1102,8 +1102,10 @@ fn stray_processes(root: &Path) -> Vec<u32> {
                 let exe = args
                     .first()
                     .map_or("", |a| a.rsplit('/').next().unwrap_or(a));
-                matches!(exe, "totemd" | "corosync" | "totem-appliance" | "ip")
-                    && names_file_under(&args, root)
+                matches!(
+                    exe,
+                    "totemd" | "corosync" | "totem-appliance" | "cpg_demo" | "ip"
+                ) && names_file_under(&args, root)
             }) && process_is_ours(pid, root)
         })
         .collect()
