@@ -189,6 +189,25 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL, ...) to node `id`'s daemon; after
+    /// SIGKILL the process is reaped.
+    pub(crate) fn signal(&mut self, id: u32, signal: i32) {
+        let child = self.nodes[id as usize - 1]
+            .child
+            .as_mut()
+            .expect("the node runs");
+        let pid = i32::try_from(child.id()).expect("a pid fits an i32");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped (we hold it).
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal})");
+        if signal == libc::SIGKILL {
+            let _ = child.wait();
+            self.nodes[id as usize - 1].child = None;
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {

@@ -171,6 +171,13 @@ pub struct Cpg {
     flow_control: bool,
     /// The last activated totem configuration.
     totem: Option<(RingId, Vec<NodeId>)>,
+    /// Members of the last regular configuration a round began for (activated or not).
+    last_members: Vec<NodeId>,
+    /// Nodes that were out of our configuration at some point since the last activation:
+    /// missing from a transitional configuration, even if the same round brings them back.
+    /// Their members are reported as gone (NODEDOWN) and back (NODEUP), never as if they
+    /// had stayed: they delivered messages we did not (virtual synchrony).
+    departed: BTreeSet<NodeId>,
     stats: CpgStats,
 }
 
@@ -190,6 +197,8 @@ impl Cpg {
             held_bytes: 0,
             flow_control: false,
             totem: None,
+            last_members: Vec::new(),
+            departed: BTreeSet::new(),
             stats: CpgStats::default(),
         }
     }

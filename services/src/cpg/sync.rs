@@ -11,8 +11,11 @@
 //!   with the old view is told to local members in two passes, each in ascending group
 //!   order, as corosync's `downlist_inform_clients` then `joinlist_inform_clients`:
 //!   removals (`NODEDOWN` for members of nodes not in our transitional configuration —
-//!   corosync's downlist, computed locally from the transitional configuration exactly as
-//!   corosync 3 does, whose `DOWNLIST` message is only logged — and `PROCDOWN` for members
+//!   corosync's downlist, computed locally from the transitional configuration as corosync
+//!   3 does, whose `DOWNLIST` message is only logged; unlike corosync, a node missing from
+//!   *any* transitional configuration since the last completed round counts, so a node
+//!   that went and came back within aborted rounds is reported gone and back — and
+//!   `PROCDOWN` for members
 //!   of nodes that stayed but no longer list them, corosync's zombie removal), then
 //!   additions (`NODEUP` for members of nodes that joined, `JOIN` otherwise). Then every
 //!   connection gets the totem confchg (ring id, members) and the held operations go out.
@@ -36,6 +39,18 @@ impl Cpg {
         ring_id: RingId,
     ) {
         self.settled = false;
+        // Every node of the previous configuration that did not come with us went away,
+        // even if a round that was then aborted never told the clients (a paused node:
+        // alone, then merged back before its own round completed). Unlike corosync 3,
+        // whose downlist only compares with the previous configuration, this is carried
+        // until a round completes.
+        let me = self.node_id;
+        for n in core::mem::take(&mut self.last_members) {
+            if n != me && transitional.binary_search(&n).is_err() {
+                self.departed.insert(n);
+            }
+        }
+        self.last_members = members.to_vec();
         self.round = Some(Round {
             ring_id,
             members: members.to_vec(),
@@ -115,8 +130,12 @@ impl Cpg {
             return;
         };
         let me = self.node_id;
-        // Nodes that came with us from our previous configuration (and us).
-        let stayed = |n: NodeId| n == me || round.transitional.binary_search(&n).is_ok();
+        // Nodes that came with us from our previous configuration (and us), and stayed
+        // with us through every configuration since the last activation.
+        let departed = core::mem::take(&mut self.departed);
+        let stayed = |n: NodeId| {
+            n == me || (round.transitional.binary_search(&n).is_ok() && !departed.contains(&n))
+        };
 
         let mut next: BTreeMap<GroupName, BTreeSet<Member>> = BTreeMap::new();
         for (node, list) in &round.lists {
@@ -150,8 +169,10 @@ impl Cpg {
         for group in names {
             let old = self.view.get(group).unwrap_or(&empty);
             let new = next.get(group).unwrap_or(&empty);
+            // A member of a node that went away and came back is reported gone and back.
             let left: Vec<Address> = old
-                .difference(new)
+                .iter()
+                .filter(|m| !new.contains(m) || !stayed(m.node))
                 .map(|m| {
                     m.with(if stayed(m.node) {
                         Reason::ProcDown
@@ -161,7 +182,8 @@ impl Cpg {
                 })
                 .collect();
             let joined: Vec<Address> = new
-                .difference(old)
+                .iter()
+                .filter(|m| !old.contains(m) || !stayed(m.node))
                 .map(|m| {
                     m.with(if stayed(m.node) {
                         Reason::Join

@@ -434,3 +434,50 @@ fn a_finalized_connection_gets_bad_handle_until_the_node_closes_it() {
     };
     assert_eq!(Response::parse(&bytes).unwrap().error, CsError::BadHandle);
 }
+
+/// A node alone for one configuration whose round is aborted, then merged back: the
+/// other node's members are reported gone (NODEDOWN) and back (NODEUP), not as if they had
+/// stayed — they delivered messages in a configuration without us. corosync 3 compares
+/// with the aborted configuration only and would report nothing.
+#[test]
+fn a_node_away_during_an_aborted_round_is_reported_down_and_up() {
+    let mut h = Harness::new(CpgConfig::default());
+    let conn = h.connect(1, 10);
+    h.round(&[1], &[1, 2], &[(2, vec![(g("g"), 20)])]);
+    assert_eq!(
+        h.call(conn, &Request::Join { group: g("g") }).error,
+        CsError::Ok
+    );
+    h.loop_back();
+    h.events(conn);
+    assert_eq!(h.cpg.members(&g("g")), vec![m(1, 10), m(2, 20)]);
+
+    // Alone (node 2 not in the transitional configuration); that round is aborted.
+    h.seq += 4;
+    let alone = RingId::new(NodeId(1), h.seq);
+    h.cpg
+        .sync_init(&[NodeId(1)], &[NodeId(1)], alone, &mut h.out);
+    h.cpg.sync_abort(&mut h.out);
+    // Merged back: node 2 is a member again, and not in this transitional either.
+    h.round(&[1], &[1, 2], &[(2, vec![(g("g"), 20)])]);
+    let events = h.events(conn);
+    let confchgs: Vec<(Vec<Address>, Vec<Address>)> = events
+        .into_iter()
+        .filter_map(|e| match e {
+            CpgEvent::Confchg(c) => Some((c.left, c.joined)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        confchgs,
+        vec![
+            (vec![m(2, 20).with(Reason::NodeDown)], vec![]),
+            (vec![], vec![m(2, 20).with(Reason::NodeUp)]),
+        ]
+    );
+    assert_eq!(h.cpg.members(&g("g")), vec![m(1, 10), m(2, 20)]);
+
+    // A configuration change where node 2 stays: nothing to report for it.
+    h.round(&[1, 2], &[1, 2], &[(2, vec![(g("g"), 20)])]);
+    assert_eq!(h.left_and_joined(conn), (vec![], vec![]));
+}
