@@ -213,7 +213,12 @@ fn several_members_see_each_other_join_send_and_die() {
 
 #[test]
 fn try_again_under_flow_control_then_accepted() {
-    let d = FakeDaemon::start();
+    // A daemon that answers TRY_AGAIN under flow control, as corosync does (totemd holds
+    // the multicast instead).
+    let d = FakeDaemon::start_with(FakeConfig {
+        hold_mcasts: false,
+        ..FakeConfig::default()
+    });
     let mut cpg = Cpg::initialize_at(d.socket()).unwrap();
     cpg.join("fc").unwrap();
     confchg(next(&mut cpg));

@@ -361,6 +361,13 @@ impl Cpg {
                 Some(Error::Protocol(
                     "a queued multicast's reply answers another request",
                 ))
+            } else if reply.error == CsError::TryAgain {
+                // totemd holds a multicast under flow control instead; a daemon that does
+                // not has dropped this one while later ones may have gone out.
+                Some(Error::Protocol(
+                    "a queued multicast was refused with TRY_AGAIN: this daemon does not hold \
+                     multicasts under flow control (use mcast)",
+                ))
             } else if reply.error != CsError::Ok {
                 Some(Error::from_cs(reply.error))
             } else {

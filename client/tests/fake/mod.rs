@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use ipc_shm::{AccessPolicy, Connection, RingSizes, Server, ServerConfig};
-use services::cpg::wire::CsError;
+use services::cpg::wire::{CsError, RequestCode};
 use services::cpg::{Cpg, CpgConfig};
 use services::session::{Hello, HelloReply};
 use services::{Action, ConnId, Credentials, Services, service_id};
@@ -40,6 +40,9 @@ pub struct FakeConfig {
     pub pid_per_connection: bool,
     /// Answer every hello with this error.
     pub refuse_hello: Option<CsError>,
+    /// Hold a multicast that arrives under flow control until it lifts, as totemd does
+    /// (default); `false` answers TRY_AGAIN, as corosync does.
+    pub hold_mcasts: bool,
 }
 
 impl Default for FakeConfig {
@@ -48,6 +51,7 @@ impl Default for FakeConfig {
             max_message_len: (2 << 20) + 4096,
             pid_per_connection: false,
             refuse_hello: None,
+            hold_mcasts: true,
         }
     }
 }
@@ -162,6 +166,8 @@ struct Conn {
     events: VecDeque<Bytes>,
     /// Close after the queued events (finalize, refused hello).
     closing: bool,
+    /// A multicast taken under flow control, handed over when it lifts (totemd's rule).
+    parked: Option<Vec<u8>>,
 }
 
 struct Driver {
@@ -226,15 +232,31 @@ impl Driver {
                 self.ring.handle_timeout(now);
             }
             self.drain(flow);
+            // Held multicasts go on once flow control lifts.
+            if !self.services.busy() {
+                let held: Vec<u64> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.parked.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in held {
+                    self.requests(id, &mut buf);
+                    self.drain(flow);
+                }
+            }
             if self.services.is_synchronized() {
                 self.ready.store(true, Ordering::Release);
             }
             // Sleep until the ring's deadline, a client, or 20 ms (to see `stop`).
-            let wait = self.ring.poll_timeout().map_or(20_000, |t| {
+            let mut wait = self.ring.poll_timeout().map_or(20_000, |t| {
                 t.total_micros()
                     .saturating_sub(self.now().total_micros())
                     .min(20_000)
             });
+            if self.conns.values().any(|c| c.parked.is_some()) {
+                wait = wait.min(1_000);
+            }
             let ids: Vec<u64> = self.conns.keys().copied().collect();
             let mut fds = vec![libc::pollfd {
                 fd: self.server.as_raw_fd(),
@@ -270,6 +292,7 @@ impl Driver {
                                     session: false,
                                     events: VecDeque::new(),
                                     closing: false,
+                                    parked: None,
                                 },
                             );
                         }
@@ -301,14 +324,32 @@ impl Driver {
 
     fn requests(&mut self, id: u64, buf: &mut Vec<u8>) {
         loop {
+            let busy = self.services.busy();
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
             };
-            match conn.c.try_recv_request_into(buf) {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(_) => {
-                    self.drop_conn(id);
+            if let Some(held) = conn.parked.take() {
+                if busy {
+                    conn.parked = Some(held);
+                    return;
+                }
+                *buf = held;
+            } else {
+                match conn.c.try_recv_request_into(buf) {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(_) => {
+                        self.drop_conn(id);
+                        return;
+                    }
+                }
+                // A CPG multicast (version, code) under flow control waits.
+                if conn.session
+                    && self.config.hold_mcasts
+                    && busy
+                    && buf.get(1) == Some(&u8::from(RequestCode::Mcast))
+                {
+                    conn.parked = Some(core::mem::take(buf));
                     return;
                 }
             }
@@ -316,6 +357,9 @@ impl Driver {
                 // Hand the buffer over: unique, so CPG turns it into the message in place.
                 let bytes = Bytes::from(core::mem::take(buf));
                 self.services.handle_request(ConnId(id), bytes);
+                // Its reply goes out before the next request is taken, as in totemd:
+                // ipc-shm hands a request out only when a response fits.
+                self.actions();
                 continue;
             }
             let error = match (Hello::decode(buf), self.config.refuse_hello) {
@@ -367,26 +411,7 @@ impl Driver {
                 _ => self.ring.queued_bytes() > self.send_queue * 3 / 4,
             };
             self.services.set_flow_control(on);
-            while let Some(a) = self.services.poll_action() {
-                moved = true;
-                match a {
-                    Action::Reply { conn, bytes } => {
-                        if let Some(c) = self.conns.get_mut(&conn.0) {
-                            let _ = c.c.send_response(&bytes);
-                        }
-                    }
-                    Action::Event { conn, bytes } => {
-                        if let Some(c) = self.conns.get_mut(&conn.0) {
-                            c.events.push_back(bytes);
-                        }
-                    }
-                    Action::Close { conn } => {
-                        if let Some(c) = self.conns.get_mut(&conn.0) {
-                            c.closing = true;
-                        }
-                    }
-                }
-            }
+            moved |= self.actions();
             if !moved {
                 break;
             }
@@ -396,6 +421,33 @@ impl Driver {
         for id in ids {
             self.flush_events(id);
         }
+    }
+
+    /// The services' replies, events and closes to the connections; whether there were any.
+    fn actions(&mut self) -> bool {
+        let mut any = false;
+        while let Some(a) = self.services.poll_action() {
+            any = true;
+            match a {
+                Action::Reply { conn, bytes } => {
+                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                        c.c.send_response(&bytes)
+                            .expect("one response per request always fits");
+                    }
+                }
+                Action::Event { conn, bytes } => {
+                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                        c.events.push_back(bytes);
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                        c.closing = true;
+                    }
+                }
+            }
+        }
+        any
     }
 
     fn flush_events(&mut self, id: u64) {
