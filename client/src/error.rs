@@ -111,6 +111,43 @@ impl Error {
         }
     }
 
+    /// corosync's name of the `cs_error_t` value ([`Error::code`]): `CS_ERR_NOT_EXIST`, ...
+    /// (`CS_ERR_UNKNOWN` for a value this build does not know).
+    pub fn cs_name(&self) -> &'static str {
+        match self.code() {
+            2 => "CS_ERR_LIBRARY",
+            3 => "CS_ERR_VERSION",
+            4 => "CS_ERR_INIT",
+            5 => "CS_ERR_TIMEOUT",
+            6 => "CS_ERR_TRY_AGAIN",
+            7 => "CS_ERR_INVALID_PARAM",
+            8 => "CS_ERR_NO_MEMORY",
+            9 => "CS_ERR_BAD_HANDLE",
+            10 => "CS_ERR_BUSY",
+            11 => "CS_ERR_ACCESS",
+            12 => "CS_ERR_NOT_EXIST",
+            13 => "CS_ERR_NAME_TOO_LONG",
+            14 => "CS_ERR_EXIST",
+            15 => "CS_ERR_NO_SPACE",
+            16 => "CS_ERR_INTERRUPT",
+            17 => "CS_ERR_NAME_NOT_FOUND",
+            18 => "CS_ERR_NO_RESOURCES",
+            19 => "CS_ERR_NOT_SUPPORTED",
+            20 => "CS_ERR_BAD_OPERATION",
+            21 => "CS_ERR_FAILED_OPERATION",
+            22 => "CS_ERR_MESSAGE_ERROR",
+            23 => "CS_ERR_QUEUE_FULL",
+            24 => "CS_ERR_QUEUE_NOT_AVAILABLE",
+            25 => "CS_ERR_BAD_FLAGS",
+            26 => "CS_ERR_TOO_BIG",
+            27 => "CS_ERR_NO_SECTIONS",
+            28 => "CS_ERR_CONTEXT_NOT_FOUND",
+            30 => "CS_ERR_TOO_MANY_GROUPS",
+            100 => "CS_ERR_SECURITY",
+            _ => "CS_ERR_UNKNOWN",
+        }
+    }
+
     /// Whether this is [`Error::TryAgain`]: retry after dispatching.
     pub fn is_try_again(&self) -> bool {
         *self == Self::TryAgain

@@ -1,8 +1,9 @@
 //! # totem-client: the client library of totemd
 //!
-//! What an application links to talk to the local `totemd`: today the **CPG** API (closed
-//! process groups, corosync's `cpg.h`), shaped for Rust. One connection is one
-//! [`cpg::Cpg`] handle; it can be used three ways:
+//! What an application links to talk to the local `totemd`: the **CPG** API (closed
+//! process groups, corosync's `cpg.h`) and the **cmap** API (the configuration and
+//! statistics map, corosync's `cmap.h`), shaped for Rust. One connection is one
+//! [`cpg::Cpg`] (or [`cmap::Cmap`]) handle; each can be used three ways:
 //!
 //! * **blocking**: every call waits for the daemon's reply; [`cpg::Cpg::dispatch`] (or
 //!   [`cpg::Cpg::next_event`]) waits for events;
@@ -21,11 +22,14 @@
 //!  cpg/event.rs      Event (Deliver, Confchg, TotemConfchg), Guarantee, DispatchMode
 //!  cpg/iter.rs       Iteration: groups and members, one daemon round trip per item
 //!  cpg/async_cpg.rs  AsyncCpg (feature `tokio`): AsyncFd over the pollable fd
+//!  cmap/mod.rs       Cmap: get/set/delete/inc/dec typed, iter by prefix, track, dispatch
+//!  cmap/async_cmap.rs AsyncCmap (feature `tokio`)
 //!  error.rs          Error: corosync's cs_error_t, one variant each, + connection errors
 //!  socket.rs         where the daemon listens ($TOTEM_SOCKET, /var/lib/totem/totemd.sock)
 //!  ──────────────────────────────────────────────────────────────────────────────
 //!  services::session  the hello that opens a session for one service
 //!  services::cpg::wire  CPG requests, replies and events (the daemon's own codec)
+//!  services::cmap::wire cmap requests, replies and events; objdb's Value types
 //!  ipc-shm            shared-memory rings + eventfds to the daemon
 //! ```
 //!
@@ -53,7 +57,8 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
-// One fenced unsafe block: registering the pollable fd with tokio (`cpg/async_cpg.rs`),
+// Fenced unsafe blocks: registering the pollable fd with tokio (`cpg/async_cpg.rs`,
+// `cmap/async_cmap.rs`),
 // whose safe constructor tokio deprecated as unsound. See README "Unsafe".
 #![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(
@@ -63,6 +68,7 @@
 
 extern crate alloc;
 
+pub mod cmap;
 pub mod cpg;
 mod error;
 mod socket;

@@ -24,10 +24,12 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use ipc_shm::{AcceptError, AsyncConnection, ConnError};
+use objdb::{Notice, TrackFlags, TrackId};
+use services::cmap::{Cmap, CmapConfig};
 use services::cpg::wire::CsError;
 use services::cpg::{Cpg, CpgConfig};
 use services::session::{CONTROL, Hello, HelloReply};
-use services::{Action, ConnId, ConnectError, Services, service_id};
+use services::{Action, ConnId, ConnectError, Outbox, Services, service_id};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 use totem_proto::{MessageType, NodeId};
@@ -120,6 +122,9 @@ pub struct Daemon<T: Link> {
     flow_threshold: usize,
     /// A `leave` request was answered: leave the ring and exit.
     leaving: bool,
+    /// The daemon's own cmap tracker of `totem.*`: writes to the live keys reconfigure
+    /// the ring (`cmap.rs`).
+    cmap_totem: Option<TrackId>,
 }
 
 impl<T: Link> core::fmt::Debug for Daemon<T> {
@@ -151,6 +156,22 @@ impl<T: Link> Daemon<T> {
         services
             .add_engine(Box::new(cpg))
             .map_err(|e| io::Error::other(e.to_string()))?;
+        // cmap: the configuration file and the ring's effective values, and a tracker of
+        // `totem.*` for the live writes. No client is connected yet: nothing to notify.
+        let mut cmap = Cmap::new(CmapConfig::default());
+        cmap.set_policy(Box::new(crate::cmap::NodePolicy {
+            base: ring_base(&opts.config, &ring),
+        }));
+        let (warnings, cmap_totem) = cmap.update(&mut Outbox::new(service_id::CMAP), |db| {
+            let w = crate::cmap::load(db, &opts.config, node, ring.config());
+            (w, db.track("totem.", TrackFlags::ALL_PREFIX).ok())
+        });
+        for w in warnings {
+            warn!("{w}");
+        }
+        services
+            .add_engine(Box::new(cmap))
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let ipc = Ipc::bind(
             &opts.socket,
             ipc::server_config(max_message_len),
@@ -174,6 +195,7 @@ impl<T: Link> Daemon<T> {
             ipc,
             flow_threshold,
             leaving: false,
+            cmap_totem,
         })
     }
 
@@ -295,6 +317,7 @@ impl<T: Link> Daemon<T> {
                 Wake::AcceptAgain => accept_after = None,
                 Wake::Tick => {
                     self.sample_rate();
+                    self.publish_runtime();
                     self.ipc.check_stalls(self.clock.now());
                     self.settle();
                 }
@@ -395,6 +418,8 @@ impl<T: Link> Daemon<T> {
                         list(&left)
                     );
                     self.last_members.clone_from(&c.members);
+                    let members = c.members.clone();
+                    self.publish_members(&members);
                 }
                 Event::Configuration(c) => debug!(
                     "transitional configuration {}: {}",
@@ -418,6 +443,7 @@ impl<T: Link> Daemon<T> {
     /// the ring's queue, their actions to the clients, and every connection that died
     /// meanwhile to the services (which may produce more of all three).
     fn settle(&mut self) {
+        self.apply_cmap_totem();
         loop {
             let ring = &mut self.ring;
             self.services
@@ -539,9 +565,9 @@ impl<T: Link> Daemon<T> {
             self.ipc.reply(id, answer(CsError::Ok));
             return;
         }
-        if !permission.write {
-            // Engines do not split reads from writes yet (cmap will): read-only grants are
-            // for the control service only.
+        if !permission.write && service != service_id::CMAP {
+            // CPG does not split reads from writes: read-only grants are for the control
+            // service and cmap (whose connections stay read-only) only.
             debug!(
                 "ipc: conn {id} (uid {}): service {} needs full access",
                 creds.uid, service.0
@@ -553,6 +579,10 @@ impl<T: Link> Daemon<T> {
         match self.services.handle_connect(service, ConnId(id), creds) {
             Ok(()) => {
                 session.role = Role::Service(service);
+                if service == service_id::CMAP && permission.write {
+                    self.services
+                        .with_engine::<Cmap, _>(service, |c, _| c.grant_write(ConnId(id)));
+                }
                 // The hello's reply comes first; whatever the engine queued on connect
                 // goes out at the next settle.
                 self.ipc.reply(id, answer(CsError::Ok));
@@ -741,6 +771,18 @@ impl<T: Link> Daemon<T> {
                     kept.nodes.clone_from(&self.opts.config.nodes);
                 }
                 self.opts.config = kept;
+                // cmap: the file's keys as re-read (the running nodelist stays if it
+                // changed), then the ring's effective values.
+                let cfg = &self.opts.config;
+                let eff = self.ring.config();
+                self.services
+                    .with_engine::<Cmap, _>(service_id::CMAP, |c, out| {
+                        c.update(out, |db| {
+                            crate::cmap::reload(db, cfg, nodes_changed);
+                            crate::cmap::publish_effective(db, eff);
+                        });
+                    });
+                let _ = writeln!(out, "cmap: configuration keys re-read");
             }
             Err(e) => {
                 let _ = writeln!(out, "error: {e}; nothing applied");
@@ -844,9 +886,133 @@ impl<T: Link> Daemon<T> {
                 "no"
             }
         );
+        if let Some(c) = self.services.engine::<Cmap>(service_id::CMAP) {
+            let _ = writeln!(
+                out,
+                "cmap: keys {} trackers {} connections {}",
+                c.db().len(),
+                c.db().trackers(),
+                c.connections()
+            );
+        }
         out.push_str(&(self.extra_status)());
         out
     }
+
+    /// Applies client writes to the live `totem.*` keys (seen by the daemon's own
+    /// tracker): the ring is reconfigured from the database, as `reload` does from the
+    /// file, and `runtime.config.totem.*` follows. The engine's [`crate::cmap::NodePolicy`]
+    /// checked each write against the ring's rules before it landed, so the ring accepts
+    /// it; should it not, the ring keeps its values and the log says why.
+    fn apply_cmap_totem(&mut self) {
+        let Some(track) = self.cmap_totem else {
+            return;
+        };
+        let (config, ring) = (&self.opts.config, &self.ring);
+        let Some(Some((keys, wanted))) =
+            self.services
+                .with_engine::<Cmap, _>(service_id::CMAP, |c, out| {
+                    c.update(out, |db| {
+                        // The common case, on every settle: nothing changed, nothing done.
+                        if db.pending(track) == 0 {
+                            return None;
+                        }
+                        let mut keys = Vec::new();
+                        while let Some(n) = db.poll(track) {
+                            match n {
+                                Notice::Change(ch) => keys.push(ch.key),
+                                Notice::Lost(_) => keys.push("(more)".into()),
+                            }
+                        }
+                        let base = ring_base(config, ring);
+                        Some((keys, crate::cmap::ring_config(&base, db, None)))
+                    })
+                })
+        else {
+            return;
+        };
+        let before = self.ring.config().clone();
+        let applied = wanted.and_then(|cfg| self.ring.reconfigure(&cfg).map_err(|e| e.to_string()));
+        match applied {
+            Ok(()) if *self.ring.config() != before => {
+                let e = self.ring.config();
+                info!(
+                    "cmap: {} changed: token {} token_retransmit {} hold {} join {} consensus {} merge {} window {} max_messages {}",
+                    keys.join(", "),
+                    e.token,
+                    e.token_retransmit,
+                    e.hold,
+                    e.join,
+                    e.consensus,
+                    e.merge,
+                    e.window_size,
+                    e.max_messages
+                );
+            }
+            Ok(()) => {}
+            Err(e) => warn!("cmap: {} changed but not applied: {e}", keys.join(", ")),
+        }
+        let eff = self.ring.config();
+        self.services
+            .with_engine::<Cmap, _>(service_id::CMAP, |c, out| {
+                c.update(out, |db| crate::cmap::publish_effective(db, eff));
+            });
+    }
+
+    /// `runtime.members.*` after a regular configuration.
+    fn publish_members(&mut self, members: &[NodeId]) {
+        let cfg = &self.opts.config;
+        self.services
+            .with_engine::<Cmap, _>(service_id::CMAP, |c, out| {
+                c.update(out, |db| crate::cmap::publish_members(db, cfg, members));
+            });
+    }
+
+    /// The counters under `runtime.`, once a second (the tick): only those that changed
+    /// notify trackers.
+    fn publish_runtime(&mut self) {
+        let r = &self.ring;
+        let installed = r.installed_ring_id();
+        let (hello, service, ctl) = self.ipc.counts();
+        let i = &self.ipc.stats;
+        let rt = crate::cmap::Runtime {
+            ring_id: format!("{}.{}", installed.rep, installed.seq),
+            state: r.state().to_string(),
+            frames: [
+                self.stats.tx_frames,
+                self.stats.rx_datagrams,
+                self.stats.tx_would_block,
+                self.stats.tx_errors,
+            ],
+            rx_truncated: self.stats.rx_truncated,
+            ipc: [
+                (hello + service + ctl) as u64,
+                i.accepted,
+                i.refused,
+                i.requests,
+                i.events,
+                i.events_full,
+                i.events_dropped,
+                i.slow_clients,
+            ],
+            synchronized: self.services.is_synchronized(),
+            sync_completed: self.services.stats().sync_completed,
+        };
+        let stats = r.stats();
+        self.services
+            .with_engine::<Cmap, _>(service_id::CMAP, |c, out| {
+                c.update(out, |db| crate::cmap::publish_stats(db, stats, &rt));
+            });
+    }
+}
+
+/// The ring configuration the node runs with, as `reload` and cmap rebuild it: the file's,
+/// with this node's id and the ring's seed.
+fn ring_base(config: &crate::config::DaemonConfig, ring: &Ring) -> totem_ring::Config {
+    let mut c = config.ring.clone();
+    c.node_id = ring.node_id();
+    c.seed = ring.config().seed;
+    c
 }
 
 /// Waits until `deadline`, or forever without one.

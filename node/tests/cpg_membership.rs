@@ -20,9 +20,12 @@ fn m(node: u32) -> Member {
     Member::new(NodeId(node), me())
 }
 
+/// Confchg list entries as (node, reason).
+type Listed = Vec<(u32, Reason)>;
+
 /// The confchg of group `g` whose members are `members`: (left, joined) as (node, reason).
 /// Events before it (earlier confchgs of the phase, say) are dropped.
-fn confchg(c: &mut CpgClient, members: &[Member]) -> (Vec<(u32, Reason)>, Vec<(u32, Reason)>) {
+fn confchg(c: &mut CpgClient, members: &[Member]) -> (Listed, Listed) {
     let l = |v: &[services::cpg::wire::Address]| {
         v.iter().map(|a| (a.node.0, a.reason)).collect::<Vec<_>>()
     };

@@ -1,6 +1,6 @@
 //! # services: the service-engine trait, the sync protocol, and the engines
 //!
-//! Service engines as in corosync's executive — CPG today; cmap, votequorum, SAM and cfg
+//! Service engines as in corosync's executive — CPG and cmap today; votequorum, SAM and cfg
 //! later — behind one sans-IO trait, and the dispatcher that runs them over a
 //! `totem_ring::Ring`.
 //!
@@ -16,11 +16,14 @@
 //!   mod.rs         connections, requests, group view, deliveries
 //!   sync.rs        joinlists out, the view rebuilt from them at activation
 //!   wire.rs        CPG requests, replies, events and node-to-node messages
+//! cmap/          the cmap engine: the objdb database served to local clients (node-local,
+//!   mod.rs         nothing on the ring), the WritePolicy hook, change events
+//!   wire.rs        cmap requests, replies and events
 //! wire.rs        the codec the formats share: DecodeError, Reader, GroupName, code points
 //! fmt.rs         logging shim (defmt | log | nothing)
 //! ```
 //!
-//! Depends on: `totem-proto` (node ids, ring ids, service ids, guarantees), `totem-ring`
+//! Depends on: `objdb` (cmap's database), `totem-proto` (node ids, ring ids, service ids, guarantees), `totem-ring`
 //! (its `Event`, `Delivery`, `Configuration` and `SubmitError` types: the values it hands
 //! its driver), `bytes`, `heapless`, `alloc`. It never touches the network, the IPC, a clock
 //! or a thread: ring events and client requests come in through
@@ -43,6 +46,7 @@ extern crate std;
 #[macro_use]
 mod fmt;
 
+pub mod cmap;
 pub mod cpg;
 mod engine;
 mod services;

@@ -231,6 +231,21 @@ impl Services {
         engine.downcast_ref::<T>()
     }
 
+    /// Runs `f` on the engine with service id `id`, if it is a `T`, with the outbox that
+    /// engine's calls use (tagged with its id): how the node changes an engine's state
+    /// from outside a ring event or a request (cmap: publishing statistics) and lets the
+    /// engine tell its clients. Carry the actions out afterwards as after any input.
+    pub fn with_engine<T: ServiceEngine, R>(
+        &mut self,
+        id: ServiceId,
+        f: impl FnOnce(&mut T, &mut Outbox) -> R,
+    ) -> Option<R> {
+        let engine: &mut dyn Any = self.engines.get_mut(&id)?.as_mut();
+        let engine = engine.downcast_mut::<T>()?;
+        self.out.set_service(id);
+        Some(f(engine, &mut self.out))
+    }
+
     /// Whether the last configuration's sync round completed (and no change came since):
     /// the node provides service.
     pub fn is_synchronized(&self) -> bool {

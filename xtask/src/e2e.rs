@@ -7,7 +7,9 @@
 //!
 //! Scenarios, in order (each first makes sure all three are in one ring, restarting the
 //! cluster if an earlier failure left it otherwise):
-//! form one ring (and `totemctl status` through `TOTEM_SOCKET` agrees); kill -9 one node,
+//! form one ring (and `totemctl status` through `TOTEM_SOCKET` agrees); `totemctl cmap get
+//! runtime.config.totem.token` shows the derived 1650 ms on every node, and a `totem.token`
+//! write on node 1 changes node 1's ring only, its delete reverts it; kill -9 one node,
 //! the other two form a new ring; restart it, all three again with a higher ring seq;
 //! pause one node beyond the token timeout (the others form a ring without it) and resume
 //! it; partition 2|1 and heal; SIGTERM: the node leaves, exits 0, the others re-form.
@@ -48,6 +50,10 @@ type Scenario = (&'static str, fn(&mut Session) -> crate::Result<String>);
 
 const SCENARIOS: &[Scenario] = &[
     ("form one ring", form),
+    (
+        "cmap: the derived token everywhere, a live write on one node",
+        cmap,
+    ),
     ("kill -9 one node, the other two form a new ring", kill),
     (
         "restart it, all three again with a higher ring seq",
@@ -225,8 +231,39 @@ fn form(s: &mut Session) -> crate::Result<String> {
     Ok(format!("ring {ring} in {:.1} s", took.as_secs_f64()))
 }
 
-/// `totemctl status` run as `cluster exec <id> -- totemctl status` would run it.
-fn client_status(s: &Session, id: u32) -> crate::Result<String> {
+fn cmap(s: &mut Session) -> crate::Result<String> {
+    all_in_one_ring(s)?;
+    let key = "runtime.config.totem.token";
+    let line = |ms: u32| format!("{key} (u32) = {ms}\n");
+    // token 1000 + 650 for the third node (corosync's token_coefficient).
+    let derived = TOKEN_MS + 650;
+    for id in 1..=3 {
+        let got = totemctl(s, id, &["cmap", "get", key])?;
+        if got != line(derived) {
+            return Err(format!(
+                "node {id}: `totemctl cmap get {key}` printed {got:?}"
+            ));
+        }
+    }
+    totemctl(s, 1, &["cmap", "set", "totem.token", "u32", "1200"])?;
+    let (one, two) = (
+        totemctl(s, 1, &["cmap", "get", key])?,
+        totemctl(s, 2, &["cmap", "get", key])?,
+    );
+    totemctl(s, 1, &["cmap", "del", "totem.token"])?;
+    let back = totemctl(s, 1, &["cmap", "get", key])?;
+    if one != line(1850) || two != line(derived) || back != line(derived) {
+        return Err(format!(
+            "after set totem.token 1200 on node 1: node 1 {one:?}, node 2 {two:?}; after del: {back:?}"
+        ));
+    }
+    Ok(format!(
+        "{derived} ms everywhere; 1850 on node 1 after a write"
+    ))
+}
+
+/// `totemctl <args>` run as `cluster exec <id> -- totemctl <args>` would run it; its stdout.
+fn totemctl(s: &Session, id: u32, args: &[&str]) -> crate::Result<String> {
     let totemctl = crate::cmd::root_path("target/release/totemctl");
     let mut cmd = match s.node(id).and_then(|n| n.netns.clone()) {
         Some(ns) => {
@@ -237,19 +274,25 @@ fn client_status(s: &Session, id: u32) -> crate::Result<String> {
         None => Command::new(&totemctl),
     };
     let out = cmd
-        .arg("status")
+        .args(args)
         .env("TOTEM_SOCKET", s.socket(id))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run totemctl: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "totemctl status failed ({}): {}",
+            "node {id}: totemctl {} failed ({}): {}",
+            args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `totemctl status` run as `cluster exec <id> -- totemctl status` would run it.
+fn client_status(s: &Session, id: u32) -> crate::Result<String> {
+    totemctl(s, id, &["status"])
 }
 
 fn kill(s: &mut Session) -> crate::Result<String> {

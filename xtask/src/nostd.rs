@@ -24,7 +24,7 @@ use crate::workspace::{
 /// them with a warning. STYLE's feature plan wants `defmt` on every core crate, so a crate
 /// not listed here that lacks the feature fails the step. Remove a crate once it has the
 /// feature (step 3 prints a note when it notices).
-const DEFMT_FEATURE_PENDING: &[&str] = &["objdb"];
+const DEFMT_FEATURE_PENDING: &[&str] = &[];
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]

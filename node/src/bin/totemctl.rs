@@ -2,12 +2,14 @@
 //!
 //! ```text
 //! totemctl [-s SOCKET | -f CONFIG] [-t SECONDS] status|reload|leave|cpg
+//! totemctl [-s SOCKET | -f CONFIG] [-t SECONDS] cmap list|get|set|del|track ...
 //! ```
 //! The socket defaults to `$TOTEM_SOCKET`, else the state directory of the configuration
 //! file (`-f`, default /etc/totem/totem.conf), else `/var/lib/totem/totemd.sock`. It talks
 //! to the daemon as any IPC client does (ipc-shm, session hello for the control service;
 //! `node::control` has the protocol) and prints the answer; exit status 1 if the answer
-//! is an error or the daemon cannot be reached.
+//! is an error or the daemon cannot be reached. `cmap` talks to the cmap service instead
+//! (`node::cmapctl`: corosync-cmapctl's `key (type) = value` lines).
 
 use core::time::Duration;
 use std::path::PathBuf;
@@ -16,18 +18,22 @@ use std::process::ExitCode;
 use node::config::{DEFAULT_PATH, DaemonConfig};
 use node::control;
 
-const USAGE: &str = "usage: totemctl [-s SOCKET | -f CONFIG] <request>
+const USAGE_FMT: &str = "usage: totemctl [-s SOCKET | -f CONFIG] <request>
 requests:
   status   node id, ring id, state, members, transport and counters
   reload   re-read the configuration file and apply what can change live
   leave    leave the ring cleanly and stop the daemon
   cpg      CPG groups and their members: `group <name>` then `  node <id> pid <pid>` lines
-options:
+{CMAP}
+options (before the request):
   -s SOCKET   the daemon's IPC socket (default: $TOTEM_SOCKET, or from the config)
   -f CONFIG   read the state directory from this configuration file
   -t SECONDS  how long to wait for the daemon (default 5)";
 
 fn main() -> ExitCode {
+    let usage = USAGE_FMT.replace("{CMAP}", node::cmapctl::USAGE);
+    let usage = usage.as_str();
+    let mut cmap_args: Vec<String> = Vec::new();
     let mut socket: Option<PathBuf> = std::env::var_os("TOTEM_SOCKET").map(PathBuf::from);
     let mut config: Option<PathBuf> = None;
     let mut request: Option<String> = None;
@@ -42,28 +48,34 @@ fn main() -> ExitCode {
                 match v.parse::<f64>() {
                     Ok(secs) if secs > 0.0 && secs < 1e6 => timeout = Duration::from_secs_f64(secs),
                     _ => {
-                        eprintln!("totemctl: -t needs a number of seconds, not {v:?}\n{USAGE}");
+                        eprintln!("totemctl: -t needs a number of seconds, not {v:?}\n{usage}");
                         return ExitCode::from(2);
                     }
                 }
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{usage}");
                 return ExitCode::SUCCESS;
             }
-            r if request.is_none() && !r.starts_with('-') => request = Some(r.to_owned()),
+            r if request.is_none() && !r.starts_with('-') => {
+                request = Some(r.to_owned());
+                if r == "cmap" {
+                    // Everything after `cmap` is its own (values may start with '-').
+                    cmap_args.extend(it.by_ref());
+                }
+            }
             other => {
-                eprintln!("totemctl: unexpected argument {other:?}\n{USAGE}");
+                eprintln!("totemctl: unexpected argument {other:?}\n{usage}");
                 return ExitCode::from(2);
             }
         }
     }
     let Some(request) = request else {
-        eprintln!("totemctl: no request given\n{USAGE}");
+        eprintln!("totemctl: no request given\n{usage}");
         return ExitCode::from(2);
     };
-    if !control::REQUESTS.iter().any(|(r, _)| *r == request) {
-        eprintln!("totemctl: unknown request {request:?}\n{USAGE}");
+    if request != "cmap" && !control::REQUESTS.iter().any(|(r, _)| *r == request) {
+        eprintln!("totemctl: unknown request {request:?}\n{usage}");
         return ExitCode::from(2);
     }
     let socket = match (socket, config) {
@@ -80,6 +92,15 @@ fn main() -> ExitCode {
             Err(_) => PathBuf::from("/var/lib/totem/totemd.sock"),
         },
     };
+    if request == "cmap" {
+        return match node::cmapctl::run(&socket, timeout, &cmap_args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("{}", f.message);
+                ExitCode::from(f.status)
+            }
+        };
+    }
     match control::query(&socket, &request, timeout) {
         Ok(answer) => {
             print!("{answer}");

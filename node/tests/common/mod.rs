@@ -57,6 +57,8 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<Node>,
     port: u16,
     extra: String,
+    /// The `totem { }` timer lines (the short test timers, or none: corosync's defaults).
+    timers: &'static str,
 }
 
 impl Cluster {
@@ -64,6 +66,16 @@ impl Cluster {
     /// appended to every node's configuration, and waits until they form one ring and
     /// synchronise their services.
     pub(crate) fn start(name: &str, n: u32, port: u16, extra: &str) -> Self {
+        Self::start_timers(name, n, port, extra, "    token: 500\n    join: 30\n")
+    }
+
+    /// As [`Cluster::start`] with corosync's default timers (token 3000 ms, scaled by the
+    /// nodelist: 3650 ms for three nodes).
+    pub(crate) fn start_default_timers(name: &str, n: u32, port: u16, extra: &str) -> Self {
+        Self::start_timers(name, n, port, extra, "")
+    }
+
+    fn start_timers(name: &str, n: u32, port: u16, extra: &str, timers: &'static str) -> Self {
         let dir = std::env::temp_dir().join(format!("totem-node-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -72,6 +84,7 @@ impl Cluster {
             nodes: Vec::new(),
             port,
             extra: extra.to_owned(),
+            timers,
         };
         for id in 1..=n {
             let node_dir = c.dir.join(format!("n{id}"));
@@ -99,8 +112,9 @@ impl Cluster {
     fn write_config(&self, id: u32) {
         let n = self.nodes.len() as u32;
         let mut text = format!(
-            "totem {{\n    version: 2\n    cluster_name: {}\n    transport: udpu\n    token: 500\n    join: 30\n    interface {{\n        mcastport: {}\n    }}\n}}\nnodelist {{\n",
+            "totem {{\n    version: 2\n    cluster_name: {}\n    transport: udpu\n{}    interface {{\n        mcastport: {}\n    }}\n}}\nnodelist {{\n",
             self.dir.file_name().unwrap().to_string_lossy(),
+            self.timers,
             self.port
         );
         for i in 1..=n {
