@@ -392,3 +392,37 @@ fn pipelined_mcasts_under_flow_control_are_held_not_refused() {
         "12 MiB sent back to back must cross the 2.5 MiB flow-control threshold:\n{status}"
     );
 }
+
+/// A CPG payload of exactly 1 MiB goes through totemd whole, to another node, and the
+/// daemon says 1 MiB or more is its largest (`cpg_max_atomic_msgsize_get`).
+#[test]
+fn a_one_mebibyte_cpg_message_crosses_the_ring_whole() {
+    let cluster = Cluster::start("mib", 2, 25481, "");
+    let mut a = CpgClient::connect(&cluster.socket(1));
+    let mut b = CpgClient::connect(&cluster.socket(2));
+    let max = a.call(&Request::MaxMessageSize);
+    match max.body {
+        services::cpg::wire::ResponseBody::MaxMessageSize(n) => {
+            assert!(n >= 1 << 20, "largest payload {n}");
+        }
+        other => panic!("{other:?}"),
+    }
+    a.join("big");
+    b.join("big");
+    let both = [member(1, me()), member(2, me())];
+    confchg(&mut a, "big", &both);
+    confchg(&mut b, "big", &both);
+    let payload: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    a.mcast("big", CpgGuarantee::Safe, &payload);
+    for c in [&mut a, &mut b] {
+        let d = c.wait_for("the 1 MiB delivery", |e| match e {
+            CpgEvent::Deliver(m) => Some(m.clone()),
+            _ => None,
+        });
+        assert_eq!(d.payload.len(), 1 << 20);
+        assert!(d.payload[..] == payload[..], "the payload arrives intact");
+        assert_eq!(d.sender, member(1, me()));
+    }
+}

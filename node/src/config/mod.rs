@@ -310,6 +310,10 @@ struct Builder {
     flat: Vec<(String, String, u32)>,
 }
 
+/// The largest CPG payload totemd carries: 1 MiB, as corosync's `cpg_max_atomic_msgsize`
+/// is about (corosync fragments above its IPC buffer; totem carries it whole).
+pub const CPG_MAX_PAYLOAD: usize = 1 << 20;
+
 /// Keys of `totem {}` this build knows (corosync 3's plus ours), beyond the ring timers.
 const TOTEM_KEYS: &[&str] = &[
     "version",
@@ -729,6 +733,8 @@ impl Builder {
         self.flatten("totem", s);
         let mut ring = totem_ring::Config::new(NodeId(1), 0);
         ring.nodelist_len = nodes.len();
+        // Room for a CPG payload of exactly 1 MiB with its header and a 128-byte group name.
+        ring.max_message_len = CPG_MAX_PAYLOAD + 4096;
         let mut cluster_name = String::new();
         let mut cluster_id = None;
         let mut transport = (TransportKind::Udpu, 0u32, true);
