@@ -35,7 +35,7 @@ use core::fmt;
 use bytes::Bytes;
 use totem_proto::time::{Duration, Instant};
 use totem_proto::{Guarantee, NodeId, RingId, ServiceId};
-use totem_ring::{Event, Ring, SubmitError};
+use totem_ring::{Event, Ring, State, SubmitError};
 use totem_transport::rng::SplitMix64;
 use totem_transport::{Dest, PeerAddr};
 
@@ -235,6 +235,8 @@ struct Node {
     timer: Option<Instant>,
     app: App,
     recent: History,
+    /// The ring's membership state after the last input (traced when it changes).
+    state: Option<State>,
 }
 
 impl Node {
@@ -329,6 +331,7 @@ impl Sim {
                 timer: None,
                 app: App::default(),
                 recent: History::default(),
+                state: None,
             })
             .collect();
         Self {
@@ -612,6 +615,20 @@ impl Sim {
             checker.event(now, proc, &ev);
             n.recent.push(now, proc.incarnation, Recent::Event(ev));
         }
+        let state = ring.state();
+        if n.state != Some(state) {
+            if tracer.on() {
+                let was = n.state.map_or_else(|| "-".to_string(), |s| s.to_string());
+                tracer.line(
+                    format_args!(
+                        "{now} {proc} state {was} -> {state} ring={}",
+                        ring.ring_id()
+                    ),
+                    None,
+                );
+            }
+            n.state = Some(state);
+        }
         while let Some(tx) = ring.poll_transmit() {
             if tracer.on() {
                 let dest = match tx.dest {
@@ -724,6 +741,7 @@ impl Sim {
         self.unfile_timer(i);
         let n = &mut self.nodes[i];
         n.ring = None;
+        n.state = None;
         n.status = if how == End::Left {
             Status::Left
         } else {

@@ -3,9 +3,10 @@
 //! phase and the application workload.
 //!
 //! Ranges are chosen to be realistic in simulated time and to reach the protocol's corners:
-//! token timeouts of 200–1000 ms with corosync's derived retransmit, hold and consensus
-//! timers; loss from none to 30 % (uniform or in Gilbert–Elliott bursts); jitter up to three
-//! latencies (so frames and tokens overtake each other); sometimes a small retransmit window,
+//! token timeouts of 200–1000 ms (at least 5/4 of the slowest idle rotation) with
+//! corosync's derived retransmit, hold and consensus timers; loss from none to 30 % (uniform
+//! or in Gilbert–Elliott bursts); jitter up to three latencies (so frames and tokens
+//! overtake each other); sometimes a small retransmit window,
 //! a small send queue (back-pressure), small frames (more fragments) or a low
 //! `fail_recv_const` (the FAILED TO RECEIVE path); partitions, crashes with and without
 //! restarts, process pauses longer and shorter than the token timeout, clean leaves,
@@ -291,6 +292,19 @@ impl Scenario {
         } else {
             Duration::from_micros(rng.below(3 * latency.total_micros() + 1))
         };
+        // The token must be able to go round: corosync scales `token` with the node count
+        // (`token_coefficient`, 650 ms per node beyond two) so that a rotation fits in it
+        // many times over. The scenario disables that scaling to keep the timers tight,
+        // so at 32+ nodes with slow, jittery links a drawn token could be no longer than
+        // an idle rotation (seed 156 at 32..64: 60 nodes, token 220 ms, rotations of
+        // 209 ± 8 ms): every node then declares the token lost every few rotations with
+        // no fault at all, and no ring lasts — a misconfiguration, not a property of the
+        // protocol the liveness check could judge. So the token is at least 5/4 of the
+        // slowest possible idle rotation (every hop at 1.5 × latency plus full jitter,
+        // `link`). At 2–16 nodes that floor stays below the 200 ms minimum draw, so their
+        // scenarios are unchanged; 22 of the first 500 seeds at 32..64 get a longer token.
+        let slowest_rotation = (latency.total_micros() * 3 / 2 + jitter.total_micros()) * n as u64;
+        let token = token.max(Duration::from_micros(slowest_rotation * 5 / 4));
         let loss = match rng.below(100) {
             0..30 => LossModel::None,
             30..65 => LossModel::Uniform {

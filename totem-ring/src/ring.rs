@@ -161,7 +161,9 @@ pub struct Ring {
     /// configuration completed delivery, safe messages included.
     pub(crate) old_delivered_bound: Seq,
     pub(crate) originated_orf_token: bool,
-    pub(crate) retrans_queue: VecDeque<Bytes>,
+    /// Old-ring frames to re-broadcast in RECOVERY, by old-ring seq (corosync
+    /// `retrans_message_queue`).
+    pub(crate) retrans_queue: BTreeMap<Seq, Bytes>,
     pub(crate) set_retrans_flg: bool,
     pub(crate) retrans_flg_count: u32,
     pub(crate) install_seq: Seq,
@@ -252,7 +254,7 @@ impl Ring {
             deliver_memb: Vec::new(),
             old_delivered_bound: 0,
             originated_orf_token: false,
-            retrans_queue: VecDeque::new(),
+            retrans_queue: BTreeMap::new(),
             set_retrans_flg: false,
             retrans_flg_count: 0,
             install_seq: 0,

@@ -215,6 +215,19 @@ impl Ring {
         self.versions
             .insert(sender, (v.version_min(), v.version_max()));
         let (procs, fails) = (v.proc_list(), v.fail_list());
+        if !leave {
+            // A node that left and now sends an ordinary join has restarted: it is no
+            // longer a leaver. corosync's leave list only names "left" apart from
+            // "failed" in its log and is cleared with the next ring; ours also keeps the
+            // leaver in the fail set when an install is abandoned (`abandon_install`), so
+            // it must not outlive the leave. Otherwise members that keep abandoning their
+            // recovery (the last of them in ring order, when the restarted node's joins
+            // break each new ring just as it forms) fail the restarted node on every
+            // round, it fails them back ("it failed me, so I fail it"), their ring
+            // adopts that fail set, and the node stays a singleton for good (simulator
+            // seed 899).
+            self.leavers.remove(&sender);
+        }
         match self.state {
             State::Operational => {
                 // ignore_join_under_operational: a join that fails us, or a stale one from

@@ -440,7 +440,7 @@ impl Ring {
         while sent < allowed {
             let seq = t.seq + 1;
             let (frame, guarantee, recovery) = if self.state == State::Recovery {
-                let Some(old) = self.retrans_queue.pop_front() else {
+                let Some((_, old)) = self.retrans_queue.pop_first() else {
                     break;
                 };
                 let repr = McastRepr {
