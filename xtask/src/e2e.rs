@@ -9,7 +9,8 @@
 //! cluster if an earlier failure left it otherwise):
 //! form one ring (and `totemctl status` through `TOTEM_SOCKET` agrees); `totemctl cmap get
 //! runtime.config.totem.token` shows the derived 1650 ms on every node, and a `totem.token`
-//! write on node 1 changes node 1's ring only, its delete reverts it; kill -9 one node,
+//! write on node 1 changes node 1's ring only, its delete restores corosync's default
+//! (3000 + 650 ms, as in corosync: a deleted key is an unset one); kill -9 one node,
 //! the other two form a new ring; restart it, all three again with a higher ring seq;
 //! pause one node beyond the token timeout (the others form a ring without it) and resume
 //! it; partition 2|1 and heal; SIGTERM: the node leaves, exits 0, the others re-form.
@@ -252,13 +253,21 @@ fn cmap(s: &mut Session) -> crate::Result<String> {
     );
     totemctl(s, 1, &["cmap", "del", "totem.token"])?;
     let back = totemctl(s, 1, &["cmap", "get", key])?;
-    if one != line(1850) || two != line(derived) || back != line(derived) {
+    // The file's value again, for the scenarios that follow.
+    totemctl(
+        s,
+        1,
+        &["cmap", "set", "totem.token", "u32", &TOKEN_MS.to_string()],
+    )?;
+    // A deleted key is an unset one (as in corosync): the default 3000 ms, + 650.
+    let default = 3000 + 650;
+    if one != line(1850) || two != line(derived) || back != line(default) {
         return Err(format!(
             "after set totem.token 1200 on node 1: node 1 {one:?}, node 2 {two:?}; after del: {back:?}"
         ));
     }
     Ok(format!(
-        "{derived} ms everywhere; 1850 on node 1 after a write"
+        "{derived} ms everywhere; 1850 on node 1 after a write, {default} after its delete"
     ))
 }
 
