@@ -235,6 +235,10 @@ pub fn publish_effective(db: &mut Db, e: &Effective) {
         ("accelerated", Value::U8(u8::from(e.accelerated))),
         ("fast_fail", Value::U8(u8::from(e.fast_fail))),
         (
+            "adaptive_token_retransmit",
+            Value::U8(u8::from(e.adaptive_token_retransmit)),
+        ),
+        (
             "max_message_len",
             Value::U32(u32::try_from(e.max_message_len).unwrap_or(u32::MAX)),
         ),

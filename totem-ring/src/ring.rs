@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use bytes::Bytes;
-use totem_proto::time::Instant;
+use totem_proto::time::{Duration, Instant};
 use totem_proto::{
     Body, EmitBody, Flags, Frame, FrameHead, Guarantee, NodeId, RingId, Seq, ServiceId,
     WIRE_VERSION_MAX, WIRE_VERSION_MIN, emit_frame, pack_capacity,
@@ -193,6 +193,14 @@ pub struct Ring {
     pub(crate) last_forwarded_seq: Seq,
     /// The last token sent (ORF or commit), for `token_retransmit` and `hold`.
     pub(crate) last_token: Option<(NodeId, Bytes)>,
+    /// When this node last forwarded the ORF token (not a resend): the rotation sample
+    /// taken when the next token arrives (Karn's rule: never from a resent token).
+    pub(crate) token_sent_at: Option<Instant>,
+    /// Smoothed rotation time as this node sees it (send → next token), for the adaptive
+    /// token retransmit.
+    pub(crate) rotation: Option<Duration>,
+    /// Resends of the current token (the adaptive timeout doubles with each).
+    pub(crate) token_resends: u32,
     /// A token this node sent itself (singleton ring), processed on the next timeout.
     pub(crate) self_token: Option<Bytes>,
 
@@ -278,6 +286,9 @@ impl Ring {
             pbl: 0,
             last_forwarded_seq: 0,
             last_token: None,
+            token_sent_at: None,
+            rotation: None,
+            token_resends: 0,
             self_token: None,
             outq: OutQueue::new(capacity),
             reasm: Reassembly::new(cfg.max_message_len),
@@ -610,6 +621,44 @@ impl Ring {
             self.stats.token_retransmits += 1;
             self.send_token(to, frame);
         }
+    }
+
+    /// How long to wait for a sign that the successor has the ORF token before sending it
+    /// again: `token_retransmit` (corosync), or with `adaptive_token_retransmit` about two
+    /// measured rotations plus 1 ms, at least 2 ms, doubled per resend (TCP's backoff),
+    /// never above `token_retransmit`.
+    pub(crate) fn token_rto(&self) -> Duration {
+        let max = self.cfg.token_retransmit;
+        // Only for the ORF token of an installed ring: recovery rotations carry the old
+        // ring's messages and are much longer than the operational ones measured.
+        let Some(rotation) = self
+            .rotation
+            .filter(|_| self.cfg.adaptive_token_retransmit && self.state == State::Operational)
+        else {
+            return max;
+        };
+        let base =
+            Duration::from_micros((rotation.total_micros().saturating_mul(2) + 1000).max(2000));
+        let rto = base.saturating_mul(1u64 << self.token_resends.min(16));
+        if rto < max { rto } else { max }
+    }
+
+    /// A new ORF token arrived: the time since this node last forwarded one is a rotation
+    /// (smoothed as TCP's SRTT, gain 1/8).
+    pub(crate) fn sample_rotation(&mut self) {
+        self.token_resends = 0;
+        let Some(sent) = self.token_sent_at.take() else {
+            return;
+        };
+        let sample = self.now.saturating_duration_since(sent).total_micros();
+        let smoothed = match self.rotation {
+            None => sample,
+            Some(r) => {
+                let r = r.total_micros();
+                r - r / 8 + sample / 8
+            }
+        };
+        self.rotation = Some(Duration::from_micros(smoothed));
     }
 
     /// The successor of this node in ring order among `members`.

@@ -84,8 +84,15 @@ impl Ring {
             guarantee: v.guarantee(),
             payload,
         };
-        self.store(recovery, v.seq(), stored);
+        let seq = v.seq();
+        self.store(recovery, seq, stored);
         if self.state == State::Operational {
+            if seq > self.last_forwarded_seq && self.timers.is_armed(Timer::TokenRetransmit) {
+                // A message newer than the token this node forwarded was sent by a later
+                // holder: the successor has the token, nothing to resend (corosync cancels
+                // the retransmit timer on any message, `cancel_token_retransmit_timeout`).
+                self.timers.stop(Timer::TokenRetransmit);
+            }
             self.deliver_agreed(self.high_seq_received);
         }
     }
@@ -175,6 +182,7 @@ impl Ring {
         }
         self.stats.orf_token_rx += 1;
         let now = self.now;
+        self.sample_rotation();
 
         // Step 2: idle accounting; an unchanged seq means nobody sent anything last round.
         if t.seq == self.last_seq {
@@ -348,6 +356,7 @@ impl Ring {
                 self.stats.orf_token_tx += 1;
                 self.last_forwarded_seq = t.seq;
                 self.send_token(next, frame);
+                self.token_sent_at = Some(now);
                 if accelerated && next != self.me && self.transmits.len() > new_from + 1 {
                     // The token overtakes this visit's new messages: the total order is
                     // unchanged (their seqs are on the token), the token's trip overlaps
@@ -372,7 +381,7 @@ impl Ring {
         self.timers.set(Timer::Token, now + self.cfg.token);
         if forward {
             self.timers
-                .set(Timer::TokenRetransmit, now + self.cfg.token_retransmit);
+                .set(Timer::TokenRetransmit, now + self.token_rto());
         } else {
             self.timers.stop(Timer::TokenRetransmit);
         }
@@ -488,7 +497,7 @@ impl Ring {
         self.seq_unchanged = 0;
         if self.am_rep() && self.timers.is_armed(Timer::Hold) {
             self.timers.stop(Timer::Hold);
-            self.resend_last_token();
+            self.release_held_token();
             return;
         }
         let repr = TokenHoldCancelRepr {
@@ -510,15 +519,24 @@ impl Ring {
         if self.am_rep() && self.timers.is_armed(Timer::Hold) {
             self.timers.stop(Timer::Hold);
             self.token_held = false;
-            self.resend_last_token();
+            self.release_held_token();
         }
     }
 
     /// The hold timer: the representative releases the idle token.
     pub(crate) fn on_hold_timeout(&mut self) {
         if matches!(self.state, State::Operational | State::Recovery) {
-            self.resend_last_token();
+            self.release_held_token();
         }
+    }
+
+    /// Sends the token this node held: a release, not a resend, so the next token's
+    /// arrival is a rotation sample.
+    fn release_held_token(&mut self) {
+        self.resend_last_token();
+        self.token_sent_at = Some(self.now);
+        self.timers
+            .set(Timer::TokenRetransmit, self.now + self.token_rto());
     }
 
     /// No progress since the last token was sent: send it again (corosync
@@ -529,6 +547,13 @@ impl Ring {
             State::Operational | State::Commit | State::Recovery
         ) {
             self.resend_last_token();
+            if self.state != State::Commit {
+                // Karn's rule: a resent token gives no rotation sample; back off.
+                self.token_sent_at = None;
+                self.token_resends = self.token_resends.saturating_add(1);
+                self.timers
+                    .set(Timer::TokenRetransmit, self.now + self.token_rto());
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub(crate) struct Cluster {
     pub(crate) ring_seqs: BTreeMap<NodeId, u64>,
     /// Drop every MCAST frame with this seq on this ring seq on its way to this node.
     pub(crate) black_hole: Option<(NodeId, u64, u64)>,
+    /// Drop the next ORF token on its way to this node.
+    pub(crate) drop_token_to: Option<NodeId>,
 }
 
 pub(crate) fn config(id: u32) -> Config {
@@ -61,6 +63,7 @@ impl Cluster {
             configs: BTreeMap::new(),
             ring_seqs: BTreeMap::new(),
             black_hole: None,
+            drop_token_to: None,
         };
         for id in 1..=n {
             let mut cfg = config(id);
@@ -138,6 +141,15 @@ impl Cluster {
             && m.ring_id().seq == ring_seq
             && m.seq() == seq
         {
+            return;
+        }
+        if self.drop_token_to == Some(to)
+            && let Ok(totem_proto::Frame {
+                body: totem_proto::Body::OrfToken(_),
+                ..
+            }) = totem_proto::Frame::parse(&frame)
+        {
+            self.drop_token_to = None;
             return;
         }
         self.next_id += 1;

@@ -447,3 +447,42 @@ fn a_node_that_left_and_restarted_is_not_failed_as_a_leaver() {
     c.run_for(Duration::from_secs(3));
     assert!(c.converged(&[1, 2, 3]));
 }
+
+/// Simulated time a busy 3-node ring stalls when one token to node 2 is lost: from the
+/// loss until node 2 gets a token again.
+fn token_loss_stall(adaptive: bool) -> Duration {
+    let node2 = totem_proto::NodeId(2);
+    let mut c = Cluster::with(3, |cfg| cfg.adaptive_token_retransmit = adaptive);
+    c.run_for(Duration::from_secs(2));
+    assert!(c.converged(&[1, 2, 3]));
+    // Busy: the token circulates and rotations are measured.
+    for _ in 0..200 {
+        c.submit(1, b"busy", Guarantee::Agreed);
+        c.run_for(Duration::from_millis(1));
+    }
+    c.drop_token_to = Some(node2);
+    while c.drop_token_to.is_some() {
+        c.submit(1, b"busy", Guarantee::Agreed);
+        c.run_for(Duration::from_micros(20));
+    }
+    let (t0, rx) = (c.now, c.rings[&node2].stats().orf_token_rx);
+    while c.rings[&node2].stats().orf_token_rx == rx {
+        c.run_for(Duration::from_micros(20));
+        assert!(
+            c.now - t0 < Duration::from_secs(2),
+            "node 2 never got a token again"
+        );
+    }
+    c.now - t0
+}
+
+#[test]
+fn a_lost_token_is_resent_after_about_two_rotations_not_token_retransmit() {
+    // token 200 ms here: token_retransmit = 200 / 4.2 = 47 ms. A rotation of 3 nodes at
+    // 100 µs per hop is a fraction of a millisecond, so the adaptive timeout is its floor,
+    // 2 ms (+ one rotation or so until the drop happened).
+    let adaptive = token_loss_stall(true);
+    let classic = token_loss_stall(false);
+    assert!(adaptive < Duration::from_millis(5), "adaptive {adaptive}");
+    assert!(classic >= Duration::from_millis(40), "classic {classic}");
+}
