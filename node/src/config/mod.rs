@@ -340,6 +340,7 @@ const TOTEM_KEYS: &[&str] = &[
     "ib_device",
     "ib_port",
     "ib_gid_index",
+    "adaptive_token_retransmit",
     "crypto_cipher",
     "crypto_hash",
     "crypto_model",
@@ -794,6 +795,9 @@ impl Builder {
                     ring.cancel_token_hold_on_retransmit = self.yes_no(line, key, value)?
                 }
                 "accelerated" => ring.accelerated = self.yes_no(line, key, value)?,
+                "adaptive_token_retransmit" => {
+                    ring.adaptive_token_retransmit = self.yes_no(line, key, value)?
+                }
                 "netmtu" => {
                     let n = self.number(line, key, value)?;
                     netmtu = usize::try_from(n)

@@ -343,3 +343,19 @@ fn user_and_group_names_are_looked_up_in_passwd_format() {
     assert_eq!(lookup_id(passwd, "hacl"), None);
     assert_eq!(lookup_id("broken", "broken"), None);
 }
+
+#[test]
+fn adaptive_token_retransmit_is_opt_in() {
+    assert!(!load(GOOD).unwrap().ring.adaptive_token_retransmit);
+    let on = GOOD.replace(
+        "token: 1000",
+        "token: 1000\n    adaptive_token_retransmit: on",
+    );
+    assert!(load(&on).unwrap().ring.adaptive_token_retransmit);
+    let bad = GOOD.replace(
+        "token: 1000",
+        "token: 1000\n    adaptive_token_retransmit: maybe",
+    );
+    let (line, why) = err_at(&bad);
+    assert_eq!(line, 7, "{why}");
+}

@@ -478,6 +478,7 @@ fn token_loss_stall(adaptive: bool) -> Duration {
 
 #[test]
 fn a_lost_token_is_resent_after_about_two_rotations_not_token_retransmit() {
+    // (`adaptive_token_retransmit` is set explicitly both ways: it is off by default.)
     // token 200 ms here: token_retransmit = 200 / 4.2 = 47 ms. A rotation of 3 nodes at
     // 100 µs per hop is a fraction of a millisecond, so the adaptive timeout is its floor,
     // 2 ms (+ one rotation or so until the drop happened).
