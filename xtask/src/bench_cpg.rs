@@ -74,6 +74,8 @@ pub(crate) struct Options {
     /// totem's cpgbench with one IPC round trip per message (`--sync`), as libcpg does,
     /// instead of queued multicasts.
     pub(crate) sync: bool,
+    /// Extra `totem { }` options for totem's nodes (`--totem KEY=VALUE`).
+    pub(crate) totem: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             loss: 0,
             compare_corosync: false,
             sync: false,
+            totem: Vec::new(),
         }
     }
 }
@@ -167,6 +170,14 @@ pub(crate) fn parse<'a>(rest: &mut impl Iterator<Item = &'a str>) -> Result<Opti
             }
             "--compare-corosync" => o.compare_corosync = true,
             "--sync" => o.sync = true,
+            "--totem" => {
+                let v = value(rest, t, "--totem")?;
+                let (k, val) = v
+                    .split_once('=')
+                    .filter(|(k, val)| !k.is_empty() && !val.is_empty())
+                    .ok_or_else(|| format!("{t}: --totem wants KEY=VALUE, got `{v}`"))?;
+                o.totem.push((k.to_owned(), val.to_owned()));
+            }
             other => return Err(unknown(t, other)),
         }
     }
@@ -326,7 +337,9 @@ pub(crate) fn run(o: &Options) -> crate::Result {
         Err(why) if o.compare_corosync => println!("bench: corosync not run: {why}"),
         Err(_) => {}
     }
-    let mut session = Session::new(Cluster::new(&BENCH_CPG, o.netns, transport, None, o.nodes));
+    let mut cluster = Cluster::new(&BENCH_CPG, o.netns, transport, None, o.nodes);
+    cluster.totem_extra.clone_from(&o.totem);
+    let mut session = Session::new(cluster);
     session.create()?;
     let totem = measure(&mut session, o, Daemon::Totem);
     let reference = match &corosync {

@@ -330,6 +330,8 @@ pub(crate) struct Cluster {
     pub(crate) detach: bool,
     /// Whether the bridge was created by this cluster.
     bridge: bool,
+    /// Extra `key: value` lines for every node's `totem { }` (bench options; not saved).
+    pub(crate) totem_extra: Vec<(String, String)>,
 }
 
 /// `Err` of a wait: what was expected and the last status of every node concerned.
@@ -365,6 +367,7 @@ impl Cluster {
             loss: BTreeMap::new(),
             detach: false,
             bridge: false,
+            totem_extra: Vec::new(),
         }
     }
 
@@ -478,6 +481,9 @@ impl Cluster {
         );
         if let Some(token) = self.token {
             c += &format!("    token: {token}\n");
+        }
+        for (k, v) in &self.totem_extra {
+            c += &format!("    {k}: {v}\n");
         }
         c += &format!(
             "    interface {{\n        mcastport: {}\n",
