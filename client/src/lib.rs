@@ -71,6 +71,8 @@ extern crate alloc;
 pub mod cmap;
 pub mod cpg;
 mod error;
+#[cfg(feature = "tokio")]
+mod registered;
 mod socket;
 
 pub use error::Error;

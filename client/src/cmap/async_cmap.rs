@@ -8,28 +8,17 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::task::{Context, Poll, ready};
-use std::io;
+use core::task::{Context, Poll};
 use std::path::PathBuf;
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 use super::{Cmap, Event, Options, TrackFlags, TrackHandle, Value, ValueType};
 use crate::Error;
-
-fn os(op: &'static str, e: &io::Error) -> Error {
-    Error::Ipc(ipc_shm::Error::Os(ipc_shm::OsError {
-        op,
-        // EIO when the error carries no errno (the value is the same on every Linux).
-        errno: e.raw_os_error().unwrap_or(5),
-    }))
-}
+use crate::registered::Registered;
 
 /// A [`Cmap`] registered with the tokio reactor. Create it inside a runtime.
 #[derive(Debug)]
 pub struct AsyncCmap {
-    inner: AsyncFd<Cmap>,
+    inner: Registered<Cmap>,
 }
 
 impl AsyncCmap {
@@ -64,15 +53,10 @@ impl AsyncCmap {
     ///
     /// # Errors
     /// [`Error::Ipc`] if the reactor refuses the fd (no runtime, out of resources).
-    #[allow(unsafe_code)]
     pub fn new(cmap: Cmap) -> Result<Self, Error> {
-        // SAFETY: the fd is the epoll fd of `cmap`'s ipc_shm::Client, owned by the Cmap the
-        // AsyncFd owns. It stays open and the same until the AsyncFd is dropped or
-        // `into_inner` deregisters it: a Cmap never replaces its Client, and this type never
-        // hands out `&mut Cmap` (no `get_mut`), so the Cmap cannot be swapped for another.
-        let inner = unsafe { AsyncFd::register_with_interest(cmap, Interest::READABLE) }
-            .map_err(|e| os("epoll_ctl", &e.into_parts().1))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Registered::new(cmap)?,
+        })
     }
 
     /// The blocking handle, for reading ([`Cmap::last_error_reason`], its context).
@@ -94,17 +78,7 @@ impl AsyncCmap {
     /// # Errors
     /// As [`Cmap::try_next_event`].
     pub async fn next_event(&mut self) -> Result<Event, Error> {
-        loop {
-            let mut guard = self
-                .inner
-                .readable_mut()
-                .await
-                .map_err(|e| os("epoll_wait", &e))?;
-            match guard.get_inner_mut().try_next_event()? {
-                Some(ev) => return Ok(ev),
-                None => guard.clear_ready(),
-            }
-        }
+        self.inner.next_event().await
     }
 
     /// The poll form of [`AsyncCmap::next_event`].
@@ -112,15 +86,7 @@ impl AsyncCmap {
     /// # Errors
     /// As [`Cmap::try_next_event`].
     pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
-        loop {
-            let mut guard =
-                ready!(self.inner.poll_read_ready_mut(cx)).map_err(|e| os("epoll_wait", &e))?;
-            match guard.get_inner_mut().try_next_event() {
-                Ok(Some(ev)) => return Poll::Ready(Ok(ev)),
-                Ok(None) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.inner.poll_next_event(cx)
     }
 
     /// The next event if one is queued ([`Cmap::try_next_event`]).

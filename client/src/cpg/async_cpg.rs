@@ -13,33 +13,19 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::task::{Context, Poll, ready};
-use std::io;
+use core::task::{Context, Poll};
 use std::path::PathBuf;
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use totem_proto::NodeId;
 
 use super::{Cpg, Event, FlowControl, GroupArg, GroupName, Guarantee, Iteration, Member, Options};
 use crate::Error;
-
-fn os(op: &'static str, e: &io::Error) -> Error {
-    Error::Ipc(ipc_shm::Error::Os(ipc_shm::OsError {
-        op,
-        errno: e.raw_os_error().unwrap_or(libc_eio()),
-    }))
-}
-
-/// `EIO` without a libc dependency (the value is the same on every Linux architecture).
-const fn libc_eio() -> i32 {
-    5
-}
+use crate::registered::Registered;
 
 /// A [`Cpg`] registered with the tokio reactor. Create it inside a runtime.
 #[derive(Debug)]
 pub struct AsyncCpg {
-    inner: AsyncFd<Cpg>,
+    inner: Registered<Cpg>,
 }
 
 impl AsyncCpg {
@@ -74,15 +60,10 @@ impl AsyncCpg {
     ///
     /// # Errors
     /// [`Error::Ipc`] if the reactor refuses the fd (no runtime, out of resources).
-    #[allow(unsafe_code)]
     pub fn new(cpg: Cpg) -> Result<Self, Error> {
-        // SAFETY: the fd is the epoll fd of `cpg`'s ipc_shm::Client, owned by the Cpg the
-        // AsyncFd owns. It stays open and the same until the AsyncFd is dropped or
-        // `into_inner` deregisters it: a Cpg never replaces its Client, and this type never
-        // hands out `&mut Cpg` (no `get_mut`), so the Cpg cannot be swapped for another.
-        let inner = unsafe { AsyncFd::register_with_interest(cpg, Interest::READABLE) }
-            .map_err(|e| os("epoll_ctl", &e.into_parts().1))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Registered::new(cpg)?,
+        })
     }
 
     /// The blocking handle, for reading (its context, [`Cpg::max_message_size`], ...).
@@ -157,19 +138,7 @@ impl AsyncCpg {
     /// # Errors
     /// As [`Cpg::try_next_event`].
     pub async fn next_event(&mut self) -> Result<Event, Error> {
-        loop {
-            let mut guard = self
-                .inner
-                .readable_mut()
-                .await
-                .map_err(|e| os("epoll_wait", &e))?;
-            match guard.get_inner_mut().try_next_event()? {
-                Some(ev) => return Ok(ev),
-                // Nothing: `try_next_event` re-armed the fd, so the next event makes it
-                // readable again.
-                None => guard.clear_ready(),
-            }
-        }
+        self.inner.next_event().await
     }
 
     /// The poll form of [`AsyncCpg::next_event`], for a hand-written `Future` or `Stream`
@@ -178,15 +147,7 @@ impl AsyncCpg {
     /// # Errors
     /// As [`Cpg::try_next_event`].
     pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
-        loop {
-            let mut guard =
-                ready!(self.inner.poll_read_ready_mut(cx)).map_err(|e| os("epoll_wait", &e))?;
-            match guard.get_inner_mut().try_next_event() {
-                Ok(Some(ev)) => return Poll::Ready(Ok(ev)),
-                Ok(None) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        self.inner.poll_next_event(cx)
     }
 
     /// [`Cpg::join`].
