@@ -612,7 +612,7 @@ impl Ring {
             self.transmit(Dest::Node(to), frame);
         }
         self.timers
-            .set(Timer::TokenRetransmit, self.now + self.cfg.token_retransmit);
+            .set(Timer::TokenRetransmit, self.now + self.token_rto());
     }
 
     /// Resends the last token sent (token retransmission, hold release).

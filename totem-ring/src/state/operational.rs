@@ -540,8 +540,6 @@ impl Ring {
     fn release_held_token(&mut self) {
         self.resend_last_token();
         self.token_sent_at = Some(self.now);
-        self.timers
-            .set(Timer::TokenRetransmit, self.now + self.token_rto());
     }
 
     /// No progress since the last token was sent: send it again (corosync
@@ -551,14 +549,13 @@ impl Ring {
             self.state,
             State::Operational | State::Commit | State::Recovery
         ) {
-            self.resend_last_token();
             if self.state != State::Commit {
-                // Karn's rule: a resent token gives no rotation sample; back off.
+                // Karn's rule: a resent token gives no rotation sample; back off (the
+                // resend below arms the doubled timeout).
                 self.token_sent_at = None;
                 self.token_resends = self.token_resends.saturating_add(1);
-                self.timers
-                    .set(Timer::TokenRetransmit, self.now + self.token_rto());
             }
+            self.resend_last_token();
         }
     }
 
