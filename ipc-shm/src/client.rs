@@ -263,16 +263,25 @@ impl Client {
     /// # Errors
     /// A corrupt response ring or a finished connection.
     pub fn try_recv_response(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        self.check_open()?;
         let mut out = Vec::new();
-        match self.responses.try_pop(&mut out) {
+        Ok(self.try_recv_response_into(&mut out)?.then_some(out))
+    }
+
+    /// As [`Client::try_recv_response`], into the caller's buffer (cleared first), so a
+    /// client reading many small responses reuses one allocation. `Ok(false)`: none now.
+    ///
+    /// # Errors
+    /// As [`Client::try_recv_response`].
+    pub fn try_recv_response_into(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
+        self.check_open()?;
+        match self.responses.try_pop(out) {
             Ok(Some(wake)) => {
                 if wake {
                     sys::notify(self.doorbell.as_fd());
                 }
-                Ok(Some(out))
+                Ok(true)
             }
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(false),
             Err(e) => Err(self.corrupt(RingKind::Response, e)),
         }
     }

@@ -138,6 +138,8 @@ pub struct Cpg {
     queued: usize,
     /// The first error a queued multicast got, reported by the next call.
     queued_error: Option<Error>,
+    /// Where queued multicasts' replies are read (kept: no allocation per reply).
+    reply_buf: Vec<u8>,
 }
 
 impl Cpg {
@@ -186,6 +188,7 @@ impl Cpg {
             scratch: Vec::new(),
             queued: 0,
             queued_error: None,
+            reply_buf: Vec::new(),
             context: None,
             finalized: false,
         };
@@ -347,16 +350,13 @@ impl Cpg {
     /// Reads the replies of queued multicasts: those already there, or (`wait`) all.
     fn reap_queued(&mut self, wait: bool) -> Result<(), Error> {
         while self.queued > 0 {
-            let raw = if wait {
-                self.client.recv_response(None)?
-            } else {
-                match self.client.try_recv_response()? {
-                    Some(raw) => raw,
-                    None => return Ok(()),
-                }
-            };
+            if wait {
+                self.reply_buf = self.client.recv_response(None)?;
+            } else if !self.client.try_recv_response_into(&mut self.reply_buf)? {
+                return Ok(());
+            }
             self.queued -= 1;
-            let reply = Response::parse(&raw)?;
+            let reply = Response::parse(&self.reply_buf)?;
             let error = if reply.code != RequestCode::Mcast {
                 Some(Error::Protocol(
                     "a queued multicast's reply answers another request",
