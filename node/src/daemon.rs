@@ -513,7 +513,7 @@ impl<T: Link> Daemon<T> {
                 // taken, and a client with several in flight keeps their order.
                 Role::Service(service)
                     if service == service_id::CPG
-                        && is_cpg_mcast(&request)
+                        && services::cpg::wire::is_mcast_request(&request)
                         && self.services.busy() =>
                 {
                     if let Some(s) = self.ipc.session(id) {
@@ -1033,9 +1033,4 @@ fn list(ids: &[NodeId]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     }
-}
-
-/// Whether a CPG client request is a multicast (`services::cpg::wire`: version, code).
-fn is_cpg_mcast(request: &[u8]) -> bool {
-    request.get(1).copied() == Some(u8::from(services::cpg::wire::RequestCode::Mcast))
 }

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use ipc_shm::{AccessPolicy, Connection, RingSizes, Server, ServerConfig};
-use services::cpg::wire::{CsError, RequestCode};
+use services::cpg::wire::{CsError, is_mcast_request};
 use services::cpg::{Cpg, CpgConfig};
 use services::session::{Hello, HelloReply};
 use services::{Action, ConnId, Credentials, Services, service_id};
@@ -344,11 +344,7 @@ impl Driver {
                     }
                 }
                 // A CPG multicast (version, code) under flow control waits.
-                if conn.session
-                    && self.config.hold_mcasts
-                    && busy
-                    && buf.get(1) == Some(&u8::from(RequestCode::Mcast))
-                {
+                if conn.session && self.config.hold_mcasts && busy && is_mcast_request(buf) {
                     conn.parked = Some(core::mem::take(buf));
                     return;
                 }

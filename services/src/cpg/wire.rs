@@ -232,6 +232,12 @@ pub const DELIVER_INITIAL_TOTEM_CONF: u32 = 0x01;
 /// Bytes of an Mcast request or message before the group name.
 pub const MCAST_HEADER_LEN: usize = 12;
 
+/// Whether raw client request bytes are an Mcast request (version, then code), without
+/// decoding it: what a node checks to hold multicasts under flow control.
+pub fn is_mcast_request(request: &[u8]) -> bool {
+    request.get(1).copied() == Some(u8::from(RequestCode::Mcast))
+}
+
 /// A process in a group: corosync names it `(nodeid, pid)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
