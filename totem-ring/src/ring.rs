@@ -13,8 +13,8 @@ use core::fmt;
 use bytes::Bytes;
 use totem_proto::time::{Duration, Instant};
 use totem_proto::{
-    Body, EmitBody, Flags, Frame, FrameHead, Guarantee, NodeId, RingId, Seq, ServiceId,
-    WIRE_VERSION_MAX, WIRE_VERSION_MIN, emit_frame, pack_capacity,
+    Body, EmitBody, Flags, Frame, FrameHead, Guarantee, NodeId, OrfTokenRepr, RingId, Seq,
+    ServiceId, WIRE_VERSION_MAX, WIRE_VERSION_MIN, emit_frame, pack_capacity,
 };
 use totem_transport::rng::SplitMix64;
 use totem_transport::{Dest, PeerAddr};
@@ -185,6 +185,12 @@ pub struct Ring {
     pub(crate) last_seq: Seq,
     pub(crate) seq_unchanged: u32,
     pub(crate) token_held: bool,
+    /// Seq and originator of the newest message of this ring's regular queue: the node
+    /// that numbered the token's seq holds the idle token.
+    pub(crate) last_origin: Option<(Seq, NodeId)>,
+    /// The idle token this node holds, as it stood after this node's visit: released
+    /// with whatever was submitted meanwhile.
+    pub(crate) held_token: Option<(NodeId, OrfTokenRepr)>,
     pub(crate) orf_token_discard: bool,
     pub(crate) trc: u32,
     pub(crate) pbl: u32,
@@ -281,6 +287,8 @@ impl Ring {
             last_seq: 0,
             seq_unchanged: 0,
             token_held: false,
+            last_origin: None,
+            held_token: None,
             orf_token_discard: true,
             trc: 0,
             pbl: 0,

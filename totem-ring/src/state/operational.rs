@@ -110,6 +110,7 @@ impl Ring {
             // member holds and its window never blocks a long recovery.
             self.recover_old_message(&msg.payload);
         }
+        let origin = msg.originator;
         let q = if recovery {
             &mut self.recovery
         } else {
@@ -117,6 +118,12 @@ impl Ring {
         };
         match q.insert(seq, msg) {
             Insert::Stored => {
+                if !recovery
+                    && self.state == State::Operational
+                    && self.last_origin.is_none_or(|(s, _)| s < seq)
+                {
+                    self.last_origin = Some((seq, origin));
+                }
                 self.stats.mcast_stored += 1;
                 self.high_seq_received = self.high_seq_received.max(seq);
                 self.update_aru();
@@ -202,13 +209,19 @@ impl Ring {
         }
         self.last_seq = t.seq;
 
-        // Step 4: hold decision (corosync token braking, §3.9): the representative keeps
-        // an idle token for `hold` instead of spinning it.
-        let rep = self.am_rep();
+        // Step 4: hold decision (corosync token braking, §3.9): an idle token is kept for
+        // `hold` instead of spinning. corosync's representative keeps it; here the node
+        // that numbered the newest message does (the representative while this ring has
+        // none), so a node that sends now and then finds the token at hand and sends at
+        // once instead of a rotation later.
+        let holder = match self.last_origin {
+            Some((seq, origin)) if seq == t.seq => origin == self.me,
+            _ => self.am_rep(),
+        };
         let idle = self.cfg.seqno_unchanged_const;
         self.token_held =
-            (rep && self.seq_unchanged > idle) || (!rep && self.seq_unchanged >= idle);
-        let mut forward = !(rep && self.token_held);
+            (holder && self.seq_unchanged > idle) || (!holder && self.seq_unchanged >= idle);
+        let mut forward = !(holder && self.token_held);
 
         // Step 5 and §3.6: stability. A message at or below both this visit's and the
         // previous visit's aru has reached every member (two-rotation rule, TOCS'95):
@@ -302,13 +315,8 @@ impl Ring {
             forward = true;
         }
 
-        // Step 13: never let the ring's seq run more than the window ahead of what this
-        // node has released, so no member's sort queue can overflow (corosync
-        // fcc_rtr_limit; the bound that replaces its assert, issue #371).
-        let limit = (self.last_released + u64::from(self.cfg.retransmit_window))
-            .saturating_sub(u64::from(self.cfg.window_size));
-        let room = u32::try_from(limit.saturating_sub(t.seq)).unwrap_or(u32::MAX);
-        allowed = allowed.min(room);
+        // Step 13.
+        allowed = allowed.min(self.window_room(&t));
 
         // Step 14: broadcast new messages (after the token, when accelerated).
         let new_from = self.transmits.len();
@@ -317,11 +325,8 @@ impl Ring {
         // Step 15.
         self.fcc_token_update(&mut t, retransmitted + sent_new);
 
-        // Step 16: aru (TOTEM-SRP.md §3.5, corosync's exact rule).
-        if self.aru < t.aru || t.aru_id == Some(self.me) || t.aru_id.is_none() {
-            t.aru = self.aru;
-            t.aru_id = if t.aru == t.seq { None } else { Some(self.me) };
-        }
+        // Step 16.
+        self.token_aru_update(&mut t);
 
         // Step 17: failure to receive. If the aru has not moved for fail_recv_const
         // visits and we are the ones holding it back, we exclude ourselves (corosync's
@@ -371,8 +376,10 @@ impl Ring {
                     }
                 }
             } else {
-                // Held: keep it for the hold timer (and token_retransmit) to send.
+                // Held: keep it for the hold timer, a hold cancel or our own new data to
+                // release.
                 self.last_token = Some((next, frame));
+                self.held_token = Some((next, t));
                 self.timers.set(Timer::Hold, now + self.cfg.hold);
             }
         }
@@ -427,6 +434,23 @@ impl Ring {
             }
         }
         allowed
+    }
+
+    /// Step 13: never let the ring's seq run more than the window ahead of what this node
+    /// has released, so no member's sort queue can overflow (corosync fcc_rtr_limit; the
+    /// bound that replaces its assert, issue #371).
+    fn window_room(&self, t: &OrfTokenRepr) -> u32 {
+        let limit = (self.last_released + u64::from(self.cfg.retransmit_window))
+            .saturating_sub(u64::from(self.cfg.window_size));
+        u32::try_from(limit.saturating_sub(t.seq)).unwrap_or(u32::MAX)
+    }
+
+    /// Step 16: the token's aru (TOTEM-SRP.md §3.5, corosync's exact rule).
+    fn token_aru_update(&self, t: &mut OrfTokenRepr) {
+        if self.aru < t.aru || t.aru_id == Some(self.me) || t.aru_id.is_none() {
+            t.aru = self.aru;
+            t.aru_id = if t.aru == t.seq { None } else { Some(self.me) };
+        }
     }
 
     /// Frames waiting: recovery's retransmit queue, or the application's.
@@ -492,15 +516,15 @@ impl Ring {
         sent
     }
 
-    /// New data while the token is held: ask the representative to release it
-    /// (corosync `token_hold_cancel_send`), or release it ourselves if we hold it.
+    /// New data while the token is held: ask the holder to release it (corosync
+    /// `token_hold_cancel_send`), or release it ourselves, with the new data, if we hold it.
     pub(crate) fn token_hold_cancel_send(&mut self) {
         if !self.token_held || self.state != State::Operational {
             return;
         }
         self.token_held = false;
         self.seq_unchanged = 0;
-        if self.am_rep() && self.timers.is_armed(Timer::Hold) {
+        if self.timers.is_armed(Timer::Hold) {
             self.timers.stop(Timer::Hold);
             self.release_held_token();
             return;
@@ -521,14 +545,14 @@ impl Ring {
         }
         self.stats.token_hold_cancel_rx += 1;
         self.seq_unchanged = 0;
-        if self.am_rep() && self.timers.is_armed(Timer::Hold) {
+        if self.timers.is_armed(Timer::Hold) {
             self.timers.stop(Timer::Hold);
             self.token_held = false;
             self.release_held_token();
         }
     }
 
-    /// The hold timer: the representative releases the idle token.
+    /// The hold timer: the holder releases the idle token.
     pub(crate) fn on_hold_timeout(&mut self) {
         if matches!(self.state, State::Operational | State::Recovery) {
             self.release_held_token();
@@ -536,10 +560,33 @@ impl Ring {
     }
 
     /// Sends the token this node held: a release, not a resend, so the next token's
-    /// arrival is a rotation sample.
+    /// arrival is a rotation sample. In OPERATIONAL the held visit is finished first with
+    /// what was submitted meanwhile (steps 9 and 13–16 again): no other node has seen the
+    /// token since, so this is the visit happening later.
     fn release_held_token(&mut self) {
-        self.resend_last_token();
+        match self.held_token.take() {
+            Some((next, t)) if self.state == State::Operational => self.send_held_token(next, t),
+            _ => self.resend_last_token(),
+        }
         self.token_sent_at = Some(self.now);
+    }
+
+    fn send_held_token(&mut self, next: NodeId, mut t: OrfTokenRepr) {
+        let allowed = self.fcc_calculate(&t).min(self.window_room(&t));
+        let sent = self.broadcast_new(&mut t, allowed);
+        // The held visit's flow-control update already ran; add this part to it.
+        let cbl = self.backlog();
+        t.fcc = t.fcc.saturating_add(sent);
+        t.backlog = t.backlog.saturating_add(cbl).saturating_sub(self.pbl);
+        self.trc = self.trc.saturating_add(sent);
+        self.pbl = cbl;
+        self.token_aru_update(&mut t);
+        if let Some(frame) = self.encode(&t, Flags::NONE, self.head.version) {
+            self.stats.orf_token_tx += 1;
+            self.last_forwarded_seq = t.seq;
+            self.send_token(next, frame);
+        }
+        self.deliver_agreed(self.high_seq_received);
     }
 
     /// No progress since the last token was sent: send it again (corosync

@@ -63,6 +63,8 @@ impl Ring {
         self.aru_count = 0;
         self.seq_unchanged = 0;
         self.last_seq = 0;
+        self.last_origin = None;
+        self.held_token = None;
         self.last_aru = 0;
         self.set_retrans_flg = false;
         self.retrans_flg_count = 0;
