@@ -176,6 +176,10 @@ pub(crate) struct Endpoint {
     buffers: (usize, usize),
     stats: UdpStats,
     pending: Pending,
+    /// Runs of datagrams to one destination go as one UDP GSO send (Linux), until the
+    /// kernel refuses it once.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    gso: bool,
 }
 
 impl fmt::Debug for Endpoint {
@@ -218,6 +222,7 @@ impl Endpoint {
             buffers,
             stats: UdpStats::default(),
             pending: Pending::default(),
+            gso: cfg!(target_os = "linux"),
         }
     }
 
@@ -288,9 +293,16 @@ impl Endpoint {
     }
 
     /// One system call for the front of `msgs`; how many went out.
-    fn send_run(&self, msgs: &[Out<'_>]) -> io::Result<usize> {
+    fn send_run(&mut self, msgs: &[Out<'_>]) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
         if msgs.len() > 1 {
+            if self.gso {
+                match sys::send_many_gso(self.socket.as_fd(), msgs, &self.source) {
+                    // From now on one datagram per entry (nothing was sent: same call again).
+                    Err(e) if sys::gso_refused(&e) => self.gso = false,
+                    other => return other,
+                }
+            }
             return sys::send_many(self.socket.as_fd(), msgs, &self.source);
         }
         match msgs.first() {

@@ -425,6 +425,172 @@ pub(crate) fn send_many(
     Ok((sent as usize).min(n))
 }
 
+/// Most segments in one UDP GSO send (the kernel's `UDP_MAX_SEGMENTS`).
+#[cfg(target_os = "linux")]
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// Most payload bytes in one UDP GSO send: the whole must fit one IP datagram.
+#[cfg(target_os = "linux")]
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Room for a source pin plus one `UDP_SEGMENT` control message, aligned for `cmsghdr`.
+#[cfg(target_os = "linux")]
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct GsoCtlBuf([u8; 96]);
+
+/// Where the next run of `msgs` (from its first datagram) ends for one UDP GSO send: the
+/// datagrams share a destination, none is longer than the first, and only the last may be
+/// shorter (the kernel cuts the buffer into first-length segments).
+#[cfg(target_os = "linux")]
+fn gso_run(msgs: &[Out<'_>]) -> usize {
+    let Some(first) = msgs.first() else {
+        return 0;
+    };
+    let seg = first.data.len();
+    if seg == 0 {
+        return 1;
+    }
+    let (mut end, mut total) = (1, seg);
+    while let Some(next) = msgs.get(end) {
+        let len = next.data.len();
+        if end == GSO_MAX_SEGMENTS
+            || next.to != first.to
+            || len == 0
+            || len > seg
+            || total + len > GSO_MAX_BYTES
+        {
+            break;
+        }
+        total += len;
+        end += 1;
+        if len < seg {
+            break;
+        }
+    }
+    end
+}
+
+/// As [`send_many`], but consecutive datagrams to one destination go as one UDP GSO send
+/// (`UDP_SEGMENT`): one trip through the stack for the whole run, which the kernel cuts into
+/// the same datagrams the receivers would have got one by one. Returns how many datagrams
+/// went out, counted from the front (a run goes out whole or not at all).
+///
+/// # Errors
+///
+/// The OS error of the first run, when not even that one was sent. `EIO`, `EINVAL`,
+/// `EOPNOTSUPP` or `ENOPROTOOPT` on a run of two or more mean the path cannot segment
+/// ([`gso_refused`]); the caller then sends without GSO.
+#[cfg(target_os = "linux")]
+pub(crate) fn send_many_gso(
+    fd: BorrowedFd<'_>,
+    msgs: &[Out<'_>],
+    ctl: &SourceCtl,
+) -> io::Result<usize> {
+    let n = msgs.len().min(BATCH);
+    if n == 0 {
+        return Ok(0);
+    }
+    // SAFETY: all-zero is valid for sockaddr_storage, iovec and mmsghdr.
+    let (mut names, mut iovs, mut hdrs): (
+        [libc::sockaddr_storage; BATCH],
+        [libc::iovec; BATCH],
+        [libc::mmsghdr; BATCH],
+    ) = unsafe { (mem::zeroed(), mem::zeroed(), mem::zeroed()) };
+    let mut ctls = [GsoCtlBuf([0; 96]); BATCH];
+    let mut runs = [0usize; BATCH];
+    let (control, controllen) = ctl.raw();
+    let pin_len = controllen;
+    // SAFETY: CMSG_SPACE / CMSG_LEN are pure arithmetic on their argument.
+    let (seg_space, seg_len) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<u16>() as libc::c_uint) as usize,
+            libc::CMSG_LEN(size_of::<u16>() as libc::c_uint),
+        )
+    };
+    let (mut i, mut h) = (0, 0);
+    while i < n {
+        let run = gso_run(&msgs[i..n]);
+        for (k, out) in msgs[i..i + run].iter().enumerate() {
+            iovs[i + k] = libc::iovec {
+                iov_base: out.data.as_ptr().cast_mut().cast(),
+                iov_len: out.data.len(),
+            };
+        }
+        let (name, namelen) = encode(&msgs[i].to);
+        names[h] = name;
+        let hdr = &mut hdrs[h].msg_hdr;
+        hdr.msg_name = (&raw mut names[h]).cast();
+        hdr.msg_namelen = namelen;
+        hdr.msg_iov = &raw mut iovs[i];
+        hdr.msg_iovlen = run as _;
+        if run == 1 {
+            // One control buffer shared by such messages: the kernel only reads it.
+            hdr.msg_control = control;
+            hdr.msg_controllen = controllen as _;
+        } else {
+            let buf = &mut ctls[h].0;
+            debug_assert!(pin_len + seg_space <= buf.len(), "pin + UDP_SEGMENT fit");
+            if pin_len > 0 {
+                // SAFETY: `control` points at `pin_len` readable bytes of `ctl`'s buffer
+                // (SourceCtl::raw), and `buf` has room for them (asserted above); the two
+                // do not overlap (`buf` is this function's own stack array).
+                unsafe {
+                    ptr::copy_nonoverlapping(control.cast::<u8>(), buf.as_mut_ptr(), pin_len)
+                };
+            }
+            // The segment size is the first datagram's length, at most GSO_MAX_BYTES.
+            let seg = msgs[i].data.len() as u16;
+            let at = pin_len;
+            // SAFETY: `buf[at..at + seg_space]` is inside the 96-byte, 8-aligned buffer
+            // (asserted above), and `at` is a CMSG_SPACE multiple, so the header is aligned
+            // for cmsghdr; CMSG_LEN(0) bytes further there is room for the u16, written
+            // unaligned because CMSG_DATA promises no alignment.
+            unsafe {
+                let cmsg = buf.as_mut_ptr().add(at).cast::<libc::cmsghdr>();
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                (*cmsg).cmsg_len = seg_len as _;
+                ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg);
+            }
+            hdr.msg_control = buf.as_mut_ptr().cast();
+            hdr.msg_controllen = (pin_len + seg_space) as _;
+        }
+        runs[h] = run;
+        i += run;
+        h += 1;
+    }
+    // SAFETY: `hdrs[..h]` point at `names`, consecutive `iovs` (each over one of the
+    // caller's frames), and `ctls` or `ctl`'s buffer, all alive across the call with the
+    // stated lengths; the kernel reads those and writes only `msg_len` inside `hdrs`.
+    // `h <= BATCH` fits in c_uint. `fd` is valid.
+    let sent = unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            h as libc::c_uint,
+            libc::MSG_DONTWAIT as _,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if sent == 0 {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(runs[..(sent as usize).min(h)].iter().sum())
+}
+
+/// Whether `err` from [`send_many_gso`] means this socket's path cannot do UDP GSO (old
+/// kernel, no checksum offload, a segment above the path MTU, IPsec).
+#[cfg(target_os = "linux")]
+pub(crate) fn gso_refused(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
+    )
+}
+
 /// Which socket buffer.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -560,5 +726,35 @@ mod tests {
         if size_of::<usize>() == 8 {
             assert_eq!((v4.len, v6.len), (32, 40));
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod gso_tests {
+    use super::*;
+
+    fn outs<'a>(spec: &[(u8, usize)], data: &'a [u8]) -> Vec<Out<'a>> {
+        spec.iter()
+            .map(|&(host, len)| Out {
+                to: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, host), 5405)),
+                data: &data[..len],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_is_one_destination_with_equal_datagrams_and_at_most_one_shorter_last() {
+        let data = [0u8; 2000];
+        let run = |spec: &[(u8, usize)]| gso_run(&outs(spec, &data));
+        assert_eq!(run(&[]), 0);
+        assert_eq!(run(&[(1, 100)]), 1);
+        assert_eq!(run(&[(1, 100), (1, 100), (1, 100)]), 3);
+        assert_eq!(run(&[(1, 100), (1, 50), (1, 50)]), 2, "a shorter one ends it");
+        assert_eq!(run(&[(1, 100), (1, 101)]), 1, "a longer one starts a new run");
+        assert_eq!(run(&[(1, 100), (2, 100)]), 1, "another destination");
+        assert_eq!(run(&[(1, 0), (1, 0)]), 1, "empty datagrams go alone");
+        assert_eq!(run(&[(1, 100), (1, 0)]), 1);
+        assert_eq!(run(&[(1, 1500); 50]), 43, "65 000 bytes at most");
+        assert_eq!(run(&[(1, 10); 70]), GSO_MAX_SEGMENTS);
     }
 }

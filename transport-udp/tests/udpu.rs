@@ -304,6 +304,61 @@ fn batches_move_many_datagrams() {
 }
 
 #[test]
+fn runs_of_equal_frames_keep_their_datagram_boundaries() {
+    // Linux sends runs of equal-length datagrams to one destination as one segmented
+    // (UDP GSO) send; each must still arrive as the datagram it was, in order.
+    let (_, mut ts) = cluster(&[
+        SocketAddr::new([127, 0, 0, 1].into(), free_port(&["127.0.0.1"])),
+        SocketAddr::new([127, 0, 0, 2].into(), free_port(&["127.0.0.2"])),
+    ]);
+    let mut lens: Vec<usize> = Vec::new();
+    lens.extend([1400; 40]); // a run cut by the 65 000-byte bound
+    lens.push(700); // a shorter last segment
+    lens.extend([1400; 10]);
+    lens.extend([300, 1400, 1400, 9, 9, 9, 1]); // shorter, then longer again
+    lens.extend([64; 70]); // a run longer than one batch
+    let frames: Vec<Vec<u8>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| (0..len).map(|k| (i * 7 + k) as u8).collect())
+        .collect();
+    let transmits: Vec<Transmit<'_>> = frames
+        .iter()
+        .map(|f| Transmit::new(Dest::Node(NodeId(2)), f))
+        .collect();
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while sent < transmits.len() && Instant::now() < deadline {
+        let (n, err) = ts[0].send_batch(&transmits[sent..]);
+        assert!(matches!(err, None | Some(TransportError::WouldBlock)), "{err:?}");
+        sent += n;
+    }
+    assert_eq!(sent, frames.len());
+
+    let mut storage = vec![vec![0u8; 2048]; 64];
+    let mut metas = [RecvMeta::default(); 64];
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while got.len() < frames.len() && Instant::now() < deadline {
+        let mut bufs: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let (n, err) = ts[1].recv_batch(&mut bufs, &mut metas);
+        assert_eq!(err, None);
+        for (buf, meta) in bufs.iter().zip(&metas).take(n) {
+            assert_eq!(meta.from, PeerAddr::Node(NodeId(1)));
+            got.push(buf[..meta.len].to_vec());
+        }
+        if n == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(got.len(), frames.len());
+    for (i, (g, f)) in got.iter().zip(&frames).enumerate() {
+        assert_eq!(g, f, "datagram {i}");
+    }
+    assert_eq!(ts[0].stats().sent_datagrams, frames.len() as u64);
+}
+
+#[test]
 fn send_batch_stops_at_an_invalid_transmit_and_says_where() {
     let (_, mut ts) = cluster(&[
         SocketAddr::new([127, 0, 0, 1].into(), free_port(&["127.0.0.1"])),
