@@ -34,6 +34,8 @@ pub(crate) enum Sub {
         transport: Transport,
         netns: bool,
         token: Option<u32>,
+        /// Extra `totem { }` options (`--totem KEY=VALUE`).
+        totem: Vec<(String, String)>,
     },
     Status,
     /// `kill`, `stop`, `pause`, `resume`.
@@ -124,6 +126,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Sub, String> {
         "up" => {
             let (mut nodes, mut transport, mut netns, mut token) =
                 (3, Transport::Udpu, false, None);
+            let mut totem = Vec::new();
             while let Some(arg) = it.next() {
                 match arg {
                     "--nodes" => {
@@ -147,6 +150,16 @@ pub(crate) fn parse(args: &[String]) -> Result<Sub, String> {
                     "--token" => {
                         token = Some(parse_token(value(&mut it, "cluster up", "--token")?)?)
                     }
+                    "--totem" => {
+                        let v = value(&mut it, "cluster up", "--totem")?;
+                        let (k, val) = v
+                            .split_once('=')
+                            .filter(|(k, _)| !k.is_empty())
+                            .ok_or_else(|| {
+                                format!("cluster up: --totem wants KEY=VALUE, got `{v}`")
+                            })?;
+                        totem.push((k.to_owned(), val.to_owned()));
+                    }
                     other => return Err(unknown("cluster up", other)),
                 }
             }
@@ -155,6 +168,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Sub, String> {
                 transport,
                 netns,
                 token,
+                totem,
             }
         }
         "status" => Sub::Status,
@@ -253,9 +267,10 @@ pub(crate) fn run(sub: Sub) -> Result<ExitCode, Error> {
         transport,
         netns,
         token,
+        totem,
     } = sub
     {
-        return up(nodes, transport, netns, token).map(|()| ExitCode::SUCCESS);
+        return up(nodes, transport, netns, token, totem).map(|()| ExitCode::SUCCESS);
     }
     if sub == Sub::Down {
         let report = nodes::cleanup(&CLUSTER);
@@ -415,7 +430,13 @@ pub(crate) fn start_all(cluster: &mut Cluster) -> crate::Result<(Ring, Duration)
     Ok((rings[0].clone(), start.elapsed()))
 }
 
-fn up(count: u32, transport: Transport, netns: bool, token: Option<u32>) -> Result<(), Error> {
+fn up(
+    count: u32,
+    transport: Transport,
+    netns: bool,
+    token: Option<u32>,
+    totem: Vec<(String, String)>,
+) -> Result<(), Error> {
     if transport == Transport::Udp && !netns {
         return Err(Error::Input(
             "--transport udp needs --netns: udp is multicast, and loopback has no multicast, so \
@@ -449,6 +470,7 @@ fn up(count: u32, transport: Transport, netns: bool, token: Option<u32>) -> Resu
     build_daemons()?;
     let mut cluster = Cluster::new(&CLUSTER, netns, transport, token, count);
     cluster.detach = true;
+    cluster.totem_extra = totem;
     println!("cluster: {}", cluster.describe());
     if let Err(e) = cluster.create() {
         let report = cluster.down();
@@ -517,12 +539,13 @@ mod tests {
     #[test]
     fn parses_every_subcommand() {
         assert_eq!(
-            p("up --nodes 5 --transport udp --netns --token 1000"),
+            p("up --nodes 5 --transport udp --netns --token 1000 --totem window_size=100"),
             Ok(Sub::Up {
                 nodes: 5,
                 transport: Transport::Udp,
                 netns: true,
-                token: Some(1000)
+                token: Some(1000),
+                totem: vec![("window_size".into(), "100".into())],
             })
         );
         assert_eq!(
@@ -531,7 +554,8 @@ mod tests {
                 nodes: 3,
                 transport: Transport::Udpu,
                 netns: false,
-                token: None
+                token: None,
+                totem: Vec::new(),
             })
         );
         assert_eq!(

@@ -93,10 +93,11 @@ tasks:
         --totem adds an option to totem's totem { } (e.g. adaptive_token_retransmit=on);
         --compare-corosync runs corosync 3 and a C twin of cpgbench on libcpg the same way
         (installs corosync and libcpg-dev with apt-get if missing, except under CI)
-  cluster up [--nodes N] [--transport udp|udpu] [--netns] [--token MS]
+  cluster up [--nodes N] [--transport udp|udpu] [--netns] [--token MS] [--totem KEY=VALUE]...
         build totemd/totemctl (release), start N nodes (default 3, udpu) and wait for one
         ring: each node in its own network namespace on a bridge, 10.213.0.<id>
-        (--netns, root), or on 127.0.0.<id> (udpu only); state in target/cluster/
+        (--netns, root), or on 127.0.0.<id> (udpu only); state in target/cluster/;
+        --totem adds an option to every node's totem { } (e.g. window_size=100)
   cluster status
         one line per node: `node <id>: ring <rep>.<seq> members <ids>`, `down` or
         `unreachable`
