@@ -749,8 +749,16 @@ mod gso_tests {
         assert_eq!(run(&[]), 0);
         assert_eq!(run(&[(1, 100)]), 1);
         assert_eq!(run(&[(1, 100), (1, 100), (1, 100)]), 3);
-        assert_eq!(run(&[(1, 100), (1, 50), (1, 50)]), 2, "a shorter one ends it");
-        assert_eq!(run(&[(1, 100), (1, 101)]), 1, "a longer one starts a new run");
+        assert_eq!(
+            run(&[(1, 100), (1, 50), (1, 50)]),
+            2,
+            "a shorter one ends it"
+        );
+        assert_eq!(
+            run(&[(1, 100), (1, 101)]),
+            1,
+            "a longer one starts a new run"
+        );
         assert_eq!(run(&[(1, 100), (2, 100)]), 1, "another destination");
         assert_eq!(run(&[(1, 0), (1, 0)]), 1, "empty datagrams go alone");
         assert_eq!(run(&[(1, 100), (1, 0)]), 1);

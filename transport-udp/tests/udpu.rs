@@ -330,7 +330,10 @@ fn runs_of_equal_frames_keep_their_datagram_boundaries() {
     let deadline = Instant::now() + Duration::from_secs(2);
     while sent < transmits.len() && Instant::now() < deadline {
         let (n, err) = ts[0].send_batch(&transmits[sent..]);
-        assert!(matches!(err, None | Some(TransportError::WouldBlock)), "{err:?}");
+        assert!(
+            matches!(err, None | Some(TransportError::WouldBlock)),
+            "{err:?}"
+        );
         sent += n;
     }
     assert_eq!(sent, frames.len());
