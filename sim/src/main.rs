@@ -41,6 +41,7 @@ struct Args {
     plant: Option<PlantedBug>,
     accelerated: bool,
     no_fast_fail: bool,
+    adaptive_rto: bool,
 }
 
 fn usage() -> &'static str {
@@ -48,7 +49,8 @@ fn usage() -> &'static str {
      sim --seed S [--nodes A..B] [--trace]\n       \
      sim --check-determinism --seed S [--nodes A..B]\n       \
      (any of them: --plant safe-as-agreed|skip-transitional|drop-recovered|duplicate-delivery,\n        \
-     --accelerated (Accelerated Ring), --no-fast-fail (corosync's consensus wait))"
+     --accelerated (Accelerated Ring), --no-fast-fail (corosync's consensus wait),\n        \
+     --no-adaptive-rto (corosync's fixed token_retransmit; --adaptive-rto is the default))"
 }
 
 fn parse() -> Result<Args, String> {
@@ -64,6 +66,7 @@ fn parse() -> Result<Args, String> {
         plant: None,
         accelerated: false,
         no_fast_fail: false,
+        adaptive_rto: true,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
     };
     let mut it = std::env::args().skip(1);
@@ -95,6 +98,8 @@ fn parse() -> Result<Args, String> {
             "--verbose" => a.verbose = true,
             "--accelerated" => a.accelerated = true,
             "--no-fast-fail" => a.no_fast_fail = true,
+            "--adaptive-rto" => a.adaptive_rto = true,
+            "--no-adaptive-rto" => a.adaptive_rto = false,
             "--plant" => {
                 a.plant = Some(match it.next().as_deref() {
                     Some("safe-as-agreed") => PlantedBug::SafeAsAgreed,
@@ -145,6 +150,7 @@ fn scenario(args: &Args, seed: u64) -> Scenario {
     sc.bug = args.plant;
     sc.accelerated = args.accelerated;
     sc.fast_fail = !args.no_fast_fail;
+    sc.adaptive_rto = args.adaptive_rto;
     sc
 }
 
@@ -170,6 +176,9 @@ fn reproduce(args: &Args, seed: u64) -> String {
     }
     if args.no_fast_fail {
         s.push_str(" --no-fast-fail");
+    }
+    if !args.adaptive_rto {
+        s.push_str(" --no-adaptive-rto");
     }
     s
 }

@@ -219,6 +219,9 @@ pub struct Scenario {
     /// Fail silent members after `token_retransmit` in gather (the ring's default; off =
     /// corosync's wait for consensus, `--no-fast-fail`).
     pub fast_fail: bool,
+    /// Resend a lost token after about two measured rotations (`adaptive_token_retransmit`,
+    /// the ring's default; off = corosync's fixed `token_retransmit`, `--no-adaptive-rto`).
+    pub adaptive_rto: bool,
 }
 
 fn ms(v: u64) -> Duration {
@@ -378,6 +381,7 @@ impl Scenario {
             bug: None,
             accelerated: false,
             fast_fail: true,
+            adaptive_rto: true,
         };
         sc.faults = sc.fault_schedule(&mut rng);
         sc
@@ -518,6 +522,7 @@ impl Scenario {
         c.send_queue_bytes = self.send_queue_bytes;
         c.accelerated = self.accelerated;
         c.fast_fail = self.fast_fail;
+        c.adaptive_token_retransmit = self.adaptive_rto;
         c
     }
 
@@ -566,6 +571,9 @@ impl Scenario {
         }
         if !self.fast_fail {
             s.push_str("; no fast fail");
+        }
+        if !self.adaptive_rto {
+            s.push_str("; no adaptive token retransmit");
         }
         s.push_str(&format!("; {} faults", self.faults.len()));
         s

@@ -120,3 +120,26 @@ fn recovery_is_not_members_times_messages() {
 fn the_token_outlasts_a_rotation_at_60_nodes() {
     seed_is_clean(156, 32..=64, false);
 }
+
+/// Seed 15 at 32..64 (59 nodes, token 396 ms, consensus 475 ms, 11 % bursty loss) with the
+/// adaptive token retransmit: n17, a singleton since a pause, never rejoined. In the
+/// liveness phase (no loss, no jitter) it gathered failing every member of the others' ring
+/// but n1 — n1's own join failing n17 had reached it just before n17 formed a singleton and
+/// reset its sets — so every join of n17 made n1, operational, move the 58 to GATHER, where
+/// each member n17 failed failed it back, the 58 formed a ring without it, and n17 gathered
+/// on: a cycle of exactly 193 ms, with no token resent in it (the adaptive timeout only
+/// changed the fault phase's course; switched off at the liveness phase it still looped).
+/// Fixed by ignoring, while operational, a join from outside the ring that fails a member
+/// of it (`fails_a_member_from_outside`).
+#[test]
+fn a_join_failing_our_members_from_outside_does_not_regather_us_forever() {
+    let mut sc = Scenario::from_seed(15, 32..=64);
+    sc.adaptive_rto = true;
+    let r = Sim::run(sc, RunOptions::default());
+    assert!(
+        r.violations.is_empty(),
+        "seed 15: {}\n{}",
+        r.violations[0],
+        r.context.join("\n")
+    );
+}

@@ -102,9 +102,8 @@ pub struct Config {
     /// `token_retransmit`, which stays the upper bound. A token lost on a lossy link then
     /// costs milliseconds instead of `token_retransmit` (714 ms by default): with 1 % loss
     /// corosync spends most of its time waiting for lost tokens. A resend too early is
-    /// harmless to order: the successor drops duplicates. **Off by default** (corosync):
-    /// the simulator found a membership liveness failure with it on (seed 15 at 32..64
-    /// nodes: 59 nodes, 11 % bursty loss, one node left a singleton) not yet understood.
+    /// harmless to order: the successor drops duplicates. On by default (ours); off =
+    /// corosync's fixed `token_retransmit`.
     pub adaptive_token_retransmit: bool,
 }
 
@@ -138,7 +137,7 @@ impl Config {
             retransmit_window: MAX_RETRANSMIT_WINDOW,
             accelerated: false,
             fast_fail: true,
-            adaptive_token_retransmit: false,
+            adaptive_token_retransmit: true,
         }
     }
 

@@ -90,7 +90,7 @@ tasks:
         cpgbench on every node of an N-node cluster (default 3; udp multicast in namespaces
         with --netns, else udpu on 127.0.0.x), one line per size: the minimum over nodes;
         totem sends queued multicasts (no round trip per message) unless --sync;
-        --totem adds an option to totem's totem { } (e.g. adaptive_token_retransmit=on);
+        --totem adds an option to totem's totem { } (e.g. adaptive_token_retransmit=off);
         --compare-corosync runs corosync 3 and a C twin of cpgbench on libcpg the same way
         (installs corosync and libcpg-dev with apt-get if missing, except under CI)
   cluster up [--nodes N] [--transport udp|udpu] [--netns] [--token MS] [--totem KEY=VALUE]...

@@ -345,13 +345,13 @@ fn user_and_group_names_are_looked_up_in_passwd_format() {
 }
 
 #[test]
-fn adaptive_token_retransmit_is_opt_in() {
-    assert!(!load(GOOD).unwrap().ring.adaptive_token_retransmit);
-    let on = GOOD.replace(
+fn adaptive_token_retransmit_is_on_unless_turned_off() {
+    assert!(load(GOOD).unwrap().ring.adaptive_token_retransmit);
+    let off = GOOD.replace(
         "token: 1000",
-        "token: 1000\n    adaptive_token_retransmit: on",
+        "token: 1000\n    adaptive_token_retransmit: off",
     );
-    assert!(load(&on).unwrap().ring.adaptive_token_retransmit);
+    assert!(!load(&off).unwrap().ring.adaptive_token_retransmit);
     let bad = GOOD.replace(
         "token: 1000",
         "token: 1000\n    adaptive_token_retransmit: maybe",

@@ -157,7 +157,7 @@ impl Cluster {
             .insert((self.now + self.latency, self.next_id), (to, from, frame));
     }
 
-    fn drain(&mut self, id: NodeId) {
+    pub(crate) fn drain(&mut self, id: NodeId) {
         let Some(ring) = self.rings.get_mut(&id) else {
             return;
         };
