@@ -423,9 +423,17 @@ impl Ring {
     /// corosync uses the previous one, which lags a rotation behind).
     fn fcc_calculate(&mut self, t: &OrfTokenRepr) -> u32 {
         let w = self.cfg.window_size;
-        let mut allowed = self.cfg.max_messages.min(w.saturating_sub(t.fcc));
         let cbl = self.backlog();
         let total = t.backlog.saturating_add(cbl).saturating_sub(self.pbl);
+        // max_messages shares the window among senders; a node whose backlog is the
+        // ring's only one may use the whole window (work-conserving; corosync caps it at
+        // max_messages even then).
+        let cap = if total > 0 && total == cbl {
+            w
+        } else {
+            self.cfg.max_messages
+        };
+        let mut allowed = cap.min(w.saturating_sub(t.fcc));
         if total != 0 {
             let share =
                 u32::try_from(u64::from(w) * u64::from(cbl) / u64::from(total)).unwrap_or(u32::MAX);
