@@ -109,6 +109,9 @@ pub struct Daemon<T: Link> {
     clock: Clock,
     opts: Options,
     pending: VecDeque<Transmit>,
+    /// The ring's events between taking them and handing them to the services (kept for
+    /// its allocation).
+    events: Vec<Event>,
     stats: DaemonStats,
     /// (time, token visits) one second apart, for the rotation rate.
     token_rate: (totem_proto::time::Instant, u64, f64),
@@ -186,6 +189,7 @@ impl<T: Link> Daemon<T> {
             clock,
             opts,
             pending: VecDeque::new(),
+            events: Vec::new(),
             stats: DaemonStats::default(),
             token_rate: (totem_proto::time::Instant::ZERO, 0, 0.0),
             last_members: Vec::new(),
@@ -380,21 +384,32 @@ impl<T: Link> Daemon<T> {
         }
     }
 
-    /// Handles the ring's events (persist, log, services), settles the services, then
-    /// sends the ring's frames.
+    /// Takes the ring's events (persisting a new ring seq at once), sends the ring's frames,
+    /// then hands the events to the services (log lines, deliveries to the clients),
+    /// settles them, and sends what they multicast.
+    ///
+    /// The frames go out before the deliveries are worked off: the token of a busy ring
+    /// would otherwise wait at every node behind the delivery of the visit's messages to
+    /// the clients (and behind the clients themselves, when a woken client takes the
+    /// core), which stretches every rotation.
     fn drain(&mut self, t: &mut T) -> io::Result<()> {
+        let mut events = core::mem::take(&mut self.events);
         while let Some(ev) = self.ring.poll_event() {
+            if let Event::RingSeqUsed(seq) = &ev {
+                // Durable before any frame of that ring goes out.
+                persist::store_ring_seq(&self.opts.ring_seq_path, *seq).map_err(|e| {
+                    error!(
+                        "cannot persist ring seq {seq} to {}: {e}",
+                        self.opts.ring_seq_path.display()
+                    );
+                    e
+                })?;
+            }
+            events.push(ev);
+        }
+        self.send_ring_output(t);
+        for ev in events.drain(..) {
             match &ev {
-                Event::RingSeqUsed(seq) => {
-                    // Durable before any frame of that ring goes out.
-                    persist::store_ring_seq(&self.opts.ring_seq_path, *seq).map_err(|e| {
-                        error!(
-                            "cannot persist ring seq {seq} to {}: {e}",
-                            self.opts.ring_seq_path.display()
-                        );
-                        e
-                    })?;
-                }
                 Event::Configuration(c) if c.kind == ConfigurationKind::Regular => {
                     // Joined and left against what this daemon saw last (at the first ring
                     // the node itself has joined), ring ids in decimal as `status` prints.
@@ -426,17 +441,23 @@ impl<T: Link> Daemon<T> {
                     c.ring_id,
                     list(&c.members)
                 ),
-                Event::Deliver(_) => {}
+                Event::RingSeqUsed(_) | Event::Deliver(_) => {}
             }
             // Services logs "Completed service synchronization" itself.
             self.services.handle_ring_event(ev);
         }
+        self.events = events;
         self.settle();
+        self.send_ring_output(t);
+        Ok(())
+    }
+
+    /// Moves the ring's frames to the pending queue and sends what the socket takes.
+    fn send_ring_output(&mut self, t: &mut T) {
         while let Some(tx) = self.ring.poll_transmit() {
             self.pending.push_back(tx);
         }
         self.flush(t);
-        Ok(())
     }
 
     /// After any input to the services: their multicasts to the ring, flow control from
