@@ -49,6 +49,11 @@
 //! * **Batches.** On Linux `send_batch` / `recv_batch` use `sendmmsg` / `recvmmsg`, up to
 //!   32 datagrams per system call; elsewhere sends go one `sendmsg` each and `recv_batch` is
 //!   the trait's default loop.
+//! * **Segmentation offload.** On Linux a run of datagrams to one destination whose lengths
+//!   are equal (the last may be shorter) leaves as one `UDP_SEGMENT` send: one trip through
+//!   the stack, cut by the kernel (or the NIC) into the same datagrams. A token visit's
+//!   frames of one multicast are such a run. If the path refuses it once (`EIO`, `EINVAL`:
+//!   no checksum offload, IPsec, an old kernel) the endpoint sends without it from then on.
 //! * **Buffers** of [`UdpConfig::send_buffer`] / [`UdpConfig::recv_buffer`] (4 MiB each by
 //!   default) are requested, with `SO_*BUFFORCE` when the process may exceed the sysctl
 //!   caps, and what the kernel granted is reported by `buffer_sizes()`.
