@@ -1,6 +1,6 @@
 //! `cpgbench` (the binary) against the fake daemon: the one-line-per-run output, `--verify`
-//! across two members (sender + `--receive-only`, same delivery hash), paced latency runs,
-//! and a run that must fail (a foreign message in the group).
+//! across two members (sender + `--receive-only`, same delivery hash), `--zero-copy` runs,
+//! paced latency runs, and a run that must fail (a foreign message in the group).
 
 extern crate alloc;
 
@@ -75,6 +75,26 @@ fn one_line_per_size_and_order_ok() {
             "a sender reports its latency"
         );
         assert_eq!(l[i].3, "ok");
+    }
+}
+
+/// `--zero-copy` (messages written in place through `try_zcb_alloc`), queued and `--sync`,
+/// up to 1 MiB: the same line, bodies verified intact.
+#[test]
+fn zero_copy_runs_verify_ok() {
+    let d = FakeDaemon::start();
+    for extra in [&[][..], &["--sync"][..]] {
+        let mut args = vec!["--sizes", "4096,1048576", "--seconds", "0.5", "--verify"];
+        args.push("--zero-copy");
+        args.extend_from_slice(extra);
+        let out = cpgbench(&d, &args).output().unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", show(&out));
+        let l = lines(&out);
+        assert_eq!(l.len(), 2, "{}", show(&out));
+        for (i, size) in [4096, 1 << 20].into_iter().enumerate() {
+            assert_eq!((l[i].0, l[i].3.as_str()), (size, "ok"), "{}", show(&out));
+            assert!(l[i].1 > 0.0, "{}", show(&out));
+        }
     }
 }
 

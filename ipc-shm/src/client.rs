@@ -11,8 +11,28 @@
 //! polls readable, call [`Client::try_recv_event`] until `Ok(None)` (the fd is re-armed and
 //! becomes readable again with the next event) or `Err(Disconnected)` (the daemon went
 //! away; events it queued before that are still delivered first).
+//!
+//! ## Zero-copy requests
+//!
+//! [`Client::try_reserve_request`] / [`Client::reserve_request`] reserve a request record
+//! in the shared request ring and hand it out as a [`RequestSlot`]: a `&mut [u8]` *into the
+//! shared mapping*, contiguous even when the record wraps past the end of the ring (the
+//! request ring's data area is mapped twice back to back, see `shm.rs`). The caller writes
+//! the request in place and [`RequestSlot::commit`]s it; nothing reaches the daemon before
+//! that, and dropping the slot sends nothing. A large request then costs no copy in this
+//! crate at all, where [`Client::try_send_request`] copies it into the ring once.
+//!
+//! Why a reference into shared memory is sound here, when the rest of the crate never
+//! forms one: the reserved bytes are free space of a ring this process produces. The
+//! daemon reads request bytes only between its `tail` and our published `head` and never
+//! writes the request data area at all; this process touches the ring only through the
+//! `&mut Client` the slot holds. So for the slot's lifetime nobody else accesses those
+//! bytes — unless the daemon breaks the protocol, and a client trusts its daemon (the
+//! daemon, which trusts no client, still copies every request out and validates it).
 
 use alloc::vec::Vec;
+use core::fmt;
+use core::ops::{Deref, DerefMut};
 use core::time::Duration;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -20,7 +40,7 @@ use std::time::Instant;
 
 use crate::access::Permission;
 use crate::error::{ConnectError, Error, RingError, RingKind};
-use crate::ring::{Consumer, Producer, PushError};
+use crate::ring::{Consumer, Producer, PushError, Reservation, RingMemory, record_len};
 use crate::shm::{Layout, Rings, ShmRing, file_size};
 use crate::sys;
 use crate::wire::{self, Welcome};
@@ -130,7 +150,8 @@ impl Client {
                 "shared memory size does not match its layout",
             ));
         }
-        let rings = Rings::map(&memfd, &layout).map_err(ConnectError::Os)?;
+        // The request ring mirrored: contiguous zero-copy slots (RequestSlot).
+        let rings = Rings::map_mirrored(&memfd, &layout).map_err(ConnectError::Os)?;
         drop(memfd);
         sys::set_nonblocking(socket.as_fd()).map_err(ConnectError::Os)?;
         let pollable = sys::epoll_of(event.as_fd(), socket.as_fd()).map_err(ConnectError::Os)?;
@@ -255,6 +276,136 @@ impl Client {
             if !self.sleep(Bell::Sync, deadline)? {
                 return Err(Error::TimedOut);
             }
+        }
+    }
+
+    /// Reserve a request of exactly `len` bytes in the shared request ring, without
+    /// blocking, for the caller to write in place (zero copy; see the module doc). Nothing
+    /// is sent until [`RequestSlot::commit`]; the slot borrows the client, so no other
+    /// request can be sent meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::TryAgain`] when the ring has no room for it now (nothing reserved; see
+    /// [`Client::wait_request_room`]), [`Error::TooLarge`] above [`Client::max_message`],
+    /// or a finished connection.
+    pub fn try_reserve_request(&mut self, len: usize) -> Result<RequestSlot<'_>, Error> {
+        let res = self.reserve(len)?;
+        Ok(RequestSlot::new(self, res))
+    }
+
+    /// As [`Client::try_reserve_request`], waiting up to `timeout` (`None`: forever) for
+    /// room, as [`Client::send_request`] does.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (nothing reserved), [`Error::TooLarge`], [`Error::Disconnected`].
+    pub fn reserve_request(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<RequestSlot<'_>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let res = loop {
+            match self.reserve(len) {
+                Err(Error::TryAgain) => {}
+                other => break other?,
+            }
+            if !self.wait_room(len, false, deadline)? {
+                return Err(Error::TimedOut);
+            }
+        };
+        Ok(RequestSlot::new(self, res))
+    }
+
+    /// Wait up to `timeout` (`None`: forever) until a request of `len` bytes fits in the
+    /// request ring (`Ok(true)`), or a response is there to read (`Ok(false)`).
+    ///
+    /// A client that keeps requests in flight without reading their responses must read
+    /// them to make room: the daemon takes a request only when its response fits, so a
+    /// full response ring stops it from freeing request space. Call this in a loop, reading
+    /// the responses on `Ok(false)`, then reserve or send.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`], [`Error::TooLarge`], [`Error::Disconnected`], a corrupt ring.
+    pub fn wait_request_room(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Error> {
+        self.check_open()?;
+        if len > self.max_message {
+            return Err(Error::TooLarge {
+                len,
+                max: self.max_message,
+            });
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.request_fits(len)? {
+                return Ok(true);
+            }
+            if self.response_waiting()? {
+                return Ok(false);
+            }
+            if !self.wait_room(len, true, deadline)? {
+                return Err(Error::TimedOut);
+            }
+        }
+    }
+
+    /// Whether a `len`-byte request fits in the request ring now.
+    fn request_fits(&mut self, len: usize) -> Result<bool, Error> {
+        let need = record_len(len).unwrap_or(usize::MAX);
+        match self.requests.available() {
+            Ok(free) => Ok(free >= need),
+            Err(e) => Err(self.corrupt(RingKind::Request, e)),
+        }
+    }
+
+    /// Whether a response is published and not yet read.
+    fn response_waiting(&mut self) -> Result<bool, Error> {
+        match self.responses.has_data() {
+            Ok(b) => Ok(b),
+            Err(e) => Err(self.corrupt(RingKind::Response, e)),
+        }
+    }
+
+    /// One sleep on the sync eventfd until request room for `len` (and, with `responses`,
+    /// a response) may be there; `Ok(false)`: the deadline passed. Returns at once when
+    /// arming finds the condition already true.
+    fn wait_room(
+        &mut self,
+        len: usize,
+        responses: bool,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        // Clear before arming: a ring after this point keeps the fd readable.
+        sys::drain(self.sync.as_fd());
+        match self.requests.arm(len) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) => return Err(self.corrupt(RingKind::Request, e)),
+        }
+        if responses {
+            match self.responses.arm() {
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(e) => return Err(self.corrupt(RingKind::Response, e)),
+            }
+        }
+        self.sleep(Bell::Sync, deadline)
+    }
+
+    /// Reserve a `len`-byte record in the request ring.
+    fn reserve(&mut self, len: usize) -> Result<Reservation, Error> {
+        self.check_open()?;
+        match self.requests.try_reserve(len) {
+            Ok(r) => Ok(r),
+            Err(PushError::Full) => Err(Error::TryAgain),
+            Err(PushError::TooLarge) => Err(Error::TooLarge {
+                len,
+                max: self.max_message,
+            }),
+            Err(PushError::Corrupt(e)) => Err(self.corrupt(RingKind::Request, e)),
         }
     }
 
@@ -421,6 +572,135 @@ impl Client {
     #[cfg(test)]
     pub(crate) fn ring_doorbell_for_test(&self) {
         sys::notify(self.doorbell.as_fd());
+    }
+}
+
+/// A request reserved in the shared request ring ([`Client::try_reserve_request`]), to be
+/// written in place and sent with [`RequestSlot::commit`]. Derefs to the request's bytes:
+/// a `&mut [u8]` into the shared mapping, contiguous even when the record wraps.
+///
+/// The bytes start out as whatever the ring held before (old requests of this client):
+/// write all of them, or [`RequestSlot::truncate`] to what was written. Dropping the slot
+/// sends nothing (the space is reused by the next request).
+///
+/// ```no_run
+/// # fn main() -> Result<(), ipc_shm::Error> {
+/// # let mut client: ipc_shm::Client = unimplemented!();
+/// let mut slot = client.reserve_request(3, None)?;
+/// slot.copy_from_slice(b"abc");     // written straight into shared memory
+/// let client = slot.commit();        // published; the client is usable again
+/// let reply = client.recv_response(None)?;
+/// # let _ = reply; Ok(()) }
+/// ```
+///
+/// (On a kernel whose pages are larger than 4 KiB the ring cannot be mirrored; a slot that
+/// would wrap is then a private buffer copied into the ring at commit:
+/// [`RequestSlot::is_in_place`] says which.)
+pub struct RequestSlot<'a> {
+    client: &'a mut Client,
+    res: Reservation,
+    /// The payload's offset in the request ring's data area.
+    off: usize,
+    /// Whether the bytes are the ring itself; if not, they are `bounce`.
+    in_place: bool,
+    /// The private buffer of a slot that cannot be in place (empty otherwise).
+    bounce: Vec<u8>,
+}
+
+impl<'a> RequestSlot<'a> {
+    fn new(client: &'a mut Client, res: Reservation) -> Self {
+        let mem = client.requests.memory();
+        // The capacity is a power of two, so masking keeps the offset below it.
+        let off = (res.payload_pos() & (mem.capacity() as u64 - 1)) as usize;
+        let in_place = mem.contiguous(off, res.len()).is_some();
+        let bounce = if in_place {
+            Vec::new()
+        } else {
+            alloc::vec![0; res.len()]
+        };
+        Self {
+            client,
+            res,
+            off,
+            in_place,
+            bounce,
+        }
+    }
+
+    /// Whether the bytes are the shared ring itself (zero copy) rather than a bounce buffer
+    /// (only without a mirror, for a slot that wraps).
+    pub fn is_in_place(&self) -> bool {
+        self.in_place
+    }
+
+    /// Send only the first `len` bytes (no-op if `len` is not smaller than the slot).
+    pub fn truncate(&mut self, len: usize) {
+        self.res.truncate(len);
+        self.bounce.truncate(len);
+    }
+
+    /// Publish the request: the daemon sees it once this returns (its doorbell is rung if
+    /// it sleeps). Gives the client back, for reading the response.
+    pub fn commit(self) -> &'a mut Client {
+        let Self {
+            client,
+            res,
+            in_place,
+            bounce,
+            ..
+        } = self;
+        let requests = &mut client.requests;
+        if !in_place {
+            crate::ring::write_payload(requests.memory(), &res, &bounce);
+        }
+        if requests.commit(res) {
+            sys::notify(client.doorbell.as_fd());
+        }
+        client
+    }
+}
+
+impl Deref for RequestSlot<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        let len = self.res.len();
+        match self.client.requests.memory().contiguous(self.off, len) {
+            Some(p) if self.in_place => {
+                // SAFETY: `contiguous` returned a run of `len` bytes of the live mapping
+                // (kept alive by the client this slot borrows). They are free space this
+                // client reserved: the daemon neither reads them (they lie past our published
+                // head) nor writes them (it never writes request data), and this process
+                // reaches the ring only through the `&mut Client` we hold, so for the
+                // lifetime of the returned borrow nothing else accesses them (module doc).
+                unsafe { core::slice::from_raw_parts(p.as_ptr(), len) }
+            }
+            _ => &self.bounce[..len],
+        }
+    }
+}
+
+impl DerefMut for RequestSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let len = self.res.len();
+        match self.client.requests.memory().contiguous(self.off, len) {
+            Some(p) if self.in_place => {
+                // SAFETY: as in `deref`; the borrow is unique because it is derived from
+                // `&mut self`, and the run holds each byte once (len <= capacity, so the
+                // mirror's two views of a byte are never both inside it).
+                unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), len) }
+            }
+            _ => &mut self.bounce[..len],
+        }
+    }
+}
+
+impl fmt::Debug for RequestSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSlot")
+            .field("len", &self.res.len())
+            .field("in_place", &self.is_in_place())
+            .finish_non_exhaustive()
     }
 }
 

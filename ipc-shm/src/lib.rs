@@ -14,12 +14,14 @@
 //! ```text
 //!  totemd services ──► Server::accept → Connection        Client ◄── client libraries
 //!                      (server.rs)   try_recv_request    (client.rs) request / try_send_request
-//!                                    send_response/event             recv_event / AsRawFd (epoll)
+//!                                    send_response/event             reserve_request → RequestSlot
+//!                                                                    recv_event / AsRawFd (epoll)
 //!        tokio.rs (feature `tokio`): AsyncServer, AsyncConnection
 //!  ──────────────────────────────────────────────────────────────────────────────────────
 //!  access.rs  Credentials, Permission, AccessPolicy      pure rules, no syscalls
 //!  wire.rs    the welcome message on the control socket  pure encode/decode
-//!  shm.rs     sealed memfd, MAP_SHARED mapping, Layout, ShmRing (RingMemory over it)
+//!  shm.rs     sealed memfd, MAP_SHARED mapping, Layout, ShmRing (RingMemory over it),
+//!             the client's mirrored request data area (contiguous zero-copy slots)
 //!  sys.rs     sockets, SO_PEERCRED, SCM_RIGHTS, eventfd, poll, epoll: the syscall fence
 //!  ring.rs    SPSC byte ring: records, positions, wake-up flags  sans-IO, hostile-safe
 //!  sync.rs    loom shim: core::sync::atomic, or loom's under --cfg loom
@@ -36,8 +38,10 @@
 //! This crate is one of the few allowed `unsafe` (STYLE point 14): the syscalls in
 //! `sys.rs`/`shm.rs`, and raw-pointer copies into and out of the shared mapping. Every block
 //! has a `// SAFETY:` line. Shared memory is never viewed through a Rust reference except
-//! the ring header's atomics; bytes the peer can write are copied into private memory and
-//! validated before use, so a hostile client can at worst hurt its own connection.
+//! the ring header's atomics and, on the client's side only, a [`RequestSlot`]: request
+//! ring space the client reserved and alone may touch (see `client.rs`). Bytes the peer can
+//! write are copied into private memory and validated before use, so a hostile client can
+//! at worst hurt its own connection.
 //!
 //! ## Quick start
 //!
@@ -94,7 +98,7 @@ pub use error::{
 pub use ring::{RECORD_HEADER_LEN, RING_HEADER_PAGE, record_len};
 
 #[cfg(not(loom))]
-pub use client::{CONNECT_TIMEOUT, Client};
+pub use client::{CONNECT_TIMEOUT, Client, RequestSlot};
 #[cfg(not(loom))]
 pub use server::{ConnStats, Connection, DEFAULT_MAX_MESSAGE, RingSizes, Server, ServerConfig};
 #[cfg(all(feature = "tokio", not(loom)))]

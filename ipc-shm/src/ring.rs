@@ -43,7 +43,12 @@
 //! ## Protocol (why each ordering)
 //!
 //! * Producer: copy the record into `data`, then `head.store(Release)`: a consumer that
-//!   `Acquire`-loads the new head sees the bytes.
+//!   `Acquire`-loads the new head sees the bytes. A record may also be *reserved*
+//!   ([`Producer::try_reserve`]): the space is checked free, the caller writes the payload
+//!   in place (the zero-copy send of [`crate::RequestSlot`]), and [`Producer::commit`]
+//!   writes the record header and publishes it exactly as a push does. Until the commit
+//!   nothing is visible: `head` has not moved, so the consumer never looks at those bytes,
+//!   and dropping the reservation publishes nothing.
 //! * Consumer: copy the record out into private memory, then `tail.store(Release)`: a
 //!   producer that `Acquire`-loads the tail may overwrite those bytes.
 //! * Sleeping without lost wake-ups is the store-buffering (Dekker) pattern. The consumer
@@ -67,6 +72,7 @@
 //! `capacity - 1`, and lengths are at most `capacity`.
 
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 use crate::error::RingError;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, fence};
@@ -155,6 +161,13 @@ pub(crate) trait RingMemory {
     /// # Panics
     /// As [`RingMemory::write`].
     fn read(&self, off: usize, dst: &mut [u8]);
+    /// Copy `data[off..off + dst.len()]` into `dst`, which may be uninitialised (so a record
+    /// copied into a fresh `Vec` is written once, not zeroed first); all of `dst` is
+    /// initialised afterwards.
+    ///
+    /// # Panics
+    /// As [`RingMemory::write`].
+    fn read_uninit(&self, off: usize, dst: &mut [MaybeUninit<u8>]);
 }
 
 /// Copy `src` into the ring at byte position `pos`, wrapping at the end of the data area.
@@ -182,6 +195,24 @@ fn copy_out<M: RingMemory>(mem: &M, pos: u64, dst: &mut [u8]) {
     }
 }
 
+/// Write the first `r.len()` bytes of `payload` into the reserved record `r` (wrapping): a
+/// reservation filled from a private buffer rather than in place.
+pub(crate) fn write_payload<M: RingMemory>(mem: &M, r: &Reservation, payload: &[u8]) {
+    copy_in(mem, r.payload_pos(), &payload[..r.len().min(payload.len())]);
+}
+
+/// [`copy_out`] into uninitialised memory; all of `dst` is initialised afterwards.
+fn copy_out_uninit<M: RingMemory>(mem: &M, pos: u64, dst: &mut [MaybeUninit<u8>]) {
+    let cap = mem.capacity();
+    let off = (pos & (cap as u64 - 1)) as usize;
+    let first = dst.len().min(cap - off);
+    let (a, b) = dst.split_at_mut(first);
+    mem.read_uninit(off, a);
+    if !b.is_empty() {
+        mem.read_uninit(0, b);
+    }
+}
+
 /// Why [`Producer::try_push`] did not queue a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -191,6 +222,38 @@ pub(crate) enum PushError {
     TooLarge,
     /// The consumer's `tail` is impossible.
     Corrupt(RingError),
+}
+
+/// A record reserved by [`Producer::try_reserve`] and not yet published: `len` payload
+/// bytes starting at byte position [`Reservation::payload_pos`], all inside free space.
+///
+/// Nothing is published until [`Producer::commit`]; dropping it is the cancel (the space
+/// stays free, the next record is written over it). Valid only until the producer writes
+/// anything else: the connection layer ties it to a `&mut` borrow of its producer.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "nothing is published until the reservation is committed"]
+pub(crate) struct Reservation {
+    /// The producer's `head` when reserved: where the record header goes.
+    head: u64,
+    /// Payload bytes; only ever lowered after reserving ([`Reservation::truncate`]).
+    len: usize,
+}
+
+impl Reservation {
+    /// Byte position of the first payload byte (offset `pos & (capacity - 1)`); 8-aligned.
+    pub(crate) fn payload_pos(&self) -> u64 {
+        self.head + RECORD_HEADER_LEN as u64
+    }
+
+    /// Payload bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Publish only the first `len` bytes (no-op if `len` is not smaller).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 /// The writing side of a ring. Owns the true `head`.
@@ -249,20 +312,47 @@ impl<M: RingMemory> Producer<M> {
 
     /// Append one record. `Ok(true)`: the consumer was asleep, wake it.
     pub(crate) fn try_push(&mut self, payload: &[u8]) -> Result<bool, PushError> {
-        if payload.len() > self.max_payload {
+        let r = self.try_reserve(payload.len())?;
+        copy_in(&self.mem, r.payload_pos(), payload);
+        Ok(self.commit(r))
+    }
+
+    /// Reserve room for one record of `len` payload bytes without publishing anything: the
+    /// caller writes the payload at [`Reservation::payload_pos`] (wrapping at the end of the
+    /// data area, or contiguously in a mirrored mapping), then calls [`Producer::commit`].
+    ///
+    /// # Errors
+    /// As [`Producer::try_push`]: `Full` (nothing reserved; see [`Producer::arm`]),
+    /// `TooLarge`, `Corrupt`.
+    pub(crate) fn try_reserve(&mut self, len: usize) -> Result<Reservation, PushError> {
+        if len > self.max_payload {
             return Err(PushError::TooLarge);
         }
         // max_payload fits the ring, so this neither overflows nor exceeds capacity.
-        let need = record_len(payload.len()).ok_or(PushError::TooLarge)?;
+        let need = record_len(len).ok_or(PushError::TooLarge)?;
         if self.free().map_err(PushError::Corrupt)? < need {
             return Err(PushError::Full);
         }
+        Ok(Reservation {
+            head: self.head,
+            len,
+        })
+    }
+
+    /// Publish a reserved record whose payload the caller has written: write its header,
+    /// move `head` past it (Release), and say whether the consumer must be woken.
+    ///
+    /// `r` must come from this producer's latest [`Producer::try_reserve`], with nothing
+    /// pushed since (the connection layer's borrow guarantees it; checked in debug builds).
+    pub(crate) fn commit(&mut self, r: Reservation) -> bool {
+        debug_assert_eq!(r.head, self.head, "stale reservation (bug)");
+        // r.len <= max_payload, whose record fits the ring (checked by try_reserve).
+        let need = record_len(r.len).unwrap_or(usize::MAX);
         let mut header = [0u8; RECORD_HEADER_LEN];
-        // payload.len() <= max_payload <= capacity < 2^32 (ring sizes are capped at 1 GiB).
-        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        // r.len <= max_payload <= capacity < 2^32 (ring sizes are capped at 1 GiB).
+        header[..4].copy_from_slice(&(r.len as u32).to_le_bytes());
         header[4..].copy_from_slice(&self.seq.to_le_bytes());
         copy_in(&self.mem, self.head, &header);
-        copy_in(&self.mem, self.head + RECORD_HEADER_LEN as u64, payload);
         self.head += need as u64;
         self.seq = self.seq.wrapping_add(1);
         let h = self.mem.header();
@@ -271,8 +361,8 @@ impl<M: RingMemory> Producer<M> {
         // Dekker with Consumer::arm (module doc): after this fence either we see the
         // consumer's flag or it sees our head.
         fence(Ordering::SeqCst);
-        Ok(h.reader_waiting.load(Ordering::Relaxed) != 0
-            && h.reader_waiting.swap(0, Ordering::Relaxed) != 0)
+        h.reader_waiting.load(Ordering::Relaxed) != 0
+            && h.reader_waiting.swap(0, Ordering::Relaxed) != 0
     }
 
     /// About to wait for room for a `payload_len`-byte record: set `writer_waiting` and look
@@ -296,8 +386,8 @@ impl<M: RingMemory> Producer<M> {
         self.free()
     }
 
-    /// The memory, for tests that play a hostile peer.
-    #[cfg(test)]
+    /// The memory (the connection layer writes reserved payloads through it; tests play a
+    /// hostile peer with it).
     pub(crate) fn memory(&self) -> &M {
         &self.mem
     }
@@ -369,8 +459,17 @@ impl<M: RingMemory> Consumer<M> {
             return Err(RingError::RecordBeyondHead { need, available });
         }
         out.clear();
-        out.resize(len as usize, 0);
-        copy_out(&self.mem, self.tail + RECORD_HEADER_LEN as u64, out);
+        out.reserve(len as usize);
+        let spare = out.spare_capacity_mut();
+        copy_out_uninit(
+            &self.mem,
+            self.tail + RECORD_HEADER_LEN as u64,
+            // reserve() made room for at least len bytes.
+            &mut spare[..len as usize],
+        );
+        // SAFETY: copy_out_uninit initialised the first `len` spare bytes (RingMemory's
+        // contract), and `len <= capacity` after the reserve above.
+        unsafe { out.set_len(len as usize) };
         self.tail += need;
         self.seq = self.seq.wrapping_add(1);
         let h = self.mem.header();
@@ -382,6 +481,11 @@ impl<M: RingMemory> Consumer<M> {
             h.writer_waiting.load(Ordering::Relaxed) != 0
                 && h.writer_waiting.swap(0, Ordering::Relaxed) != 0,
         ))
+    }
+
+    /// Whether a record is published and not yet taken.
+    pub(crate) fn has_data(&self) -> Result<bool, RingError> {
+        Ok(self.load_head()? != self.tail)
     }
 
     /// About to wait for data: set `reader_waiting` and look again. `Ok(true)`: data is

@@ -1,6 +1,17 @@
 //! Shared memory: one sealed memfd per connection, mapped `MAP_SHARED`, cut into three
 //! rings ([`Layout`]); [`ShmRing`] is a [`RingMemory`] view of one of them.
 //!
+//! **Mirror.** The client maps its request ring's data area a second time ([`Mirror`]):
+//! `2 × capacity` bytes of address space whose two halves are the same pages (the "magic
+//! ring buffer"), so any record, even one that wraps past the end of the data area, is one
+//! contiguous run of virtual memory. That is what lets [`crate::RequestSlot`] hand the
+//! application a plain `&mut [u8]` to write a request into, in place. It needs the data
+//! area's file offset and capacity to be multiples of the page size; both are multiples of
+//! 4 KiB by construction ([`RING_HEADER_PAGE`], power-of-two capacities ≥ [`MIN_RING`]),
+//! so on 4 KiB-page kernels it always holds. Elsewhere (64 KiB pages) there is no mirror
+//! and a slot that would wrap falls back to a private buffer copied in at commit. The
+//! daemon maps no mirror: it copies records out in two parts, as before.
+//!
 //! The memfd is created by the daemon with `MFD_ALLOW_SEALING` and sealed with
 //! `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` before the client ever sees it: a client
 //! that calls `ftruncate` on its copy gets `EPERM` instead of turning the daemon's next
@@ -8,6 +19,7 @@
 //! daemon (see [`crate::ring`] for what it may write).
 
 use alloc::sync::Arc;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -165,12 +177,120 @@ impl Drop for Mapping {
     }
 }
 
+/// A ring's data area mapped twice, back to back: `[base, base + cap)` and `[base + cap,
+/// base + 2 cap)` are the same `MAP_SHARED` pages of the memfd. Unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mirror {
+    ptr: NonNull<u8>,
+    /// Bytes of address space: twice the capacity.
+    len: usize,
+}
+
+// SAFETY: as for Mapping: plain shared memory owned by this value, accessed only through
+// raw-pointer copies and the reservation protocol of the ring.
+unsafe impl Send for Mirror {}
+// SAFETY: as above.
+unsafe impl Sync for Mirror {}
+
+/// The kernel's page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl Mirror {
+    /// Map `cap` bytes of `fd` at file offset `off` twice, back to back. `Ok(None)` when the
+    /// page size does not divide both (no mirror possible; not an error).
+    pub(crate) fn new(fd: &OwnedFd, off: usize, cap: usize) -> Result<Option<Self>, OsError> {
+        let page = page_size();
+        if page == 0 || !off.is_multiple_of(page) || !cap.is_multiple_of(page) {
+            return Ok(None);
+        }
+        let len = cap.checked_mul(2).ok_or(OsError {
+            op: "mmap",
+            errno: libc::ENOMEM,
+        })?;
+        let file_off = libc::off_t::try_from(off).map_err(|_| OsError {
+            op: "mmap",
+            errno: libc::EINVAL,
+        })?;
+        // First reserve 2 × cap of address space nobody else will get (PROT_NONE, no memory
+        // committed), then put the two views over it with MAP_FIXED: mapping at a fixed
+        // address is only safe over a range we own, and this reservation is ours.
+        // SAFETY: a fresh anonymous mapping chosen by the kernel overlaps nothing of ours;
+        // the result is checked against MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(OsError::last("mmap"));
+        }
+        let Some(ptr) = NonNull::new(base.cast::<u8>()) else {
+            return Err(OsError {
+                op: "mmap",
+                errno: libc::ENOMEM,
+            });
+        };
+        // From here on, dropping `mirror` unmaps the whole reservation (views included).
+        let mirror = Self { ptr, len };
+        for half in 0..2 {
+            // SAFETY: `half * cap < len`, so the address is inside our reservation.
+            let at = unsafe { ptr.as_ptr().add(half * cap) };
+            // SAFETY: MAP_FIXED replaces exactly [at, at + cap), which lies inside the
+            // reservation made above and owned by `mirror` (nothing else of this process
+            // lives there); the fd is open; the result is checked.
+            let p = unsafe {
+                libc::mmap(
+                    at.cast(),
+                    cap,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd.as_raw_fd(),
+                    file_off,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(OsError::last("mmap"));
+            }
+            if p != at.cast() {
+                return Err(OsError {
+                    op: "mmap",
+                    errno: libc::EINVAL,
+                });
+            }
+        }
+        Ok(Some(mirror))
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are the reservation made in `new` (both views lie inside it); every
+        // ShmRing using it holds an Arc to this value, so no view outlives it.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
 /// One ring inside a [`Mapping`]; keeps the mapping alive.
 #[derive(Debug, Clone)]
 pub(crate) struct ShmRing {
     /// Held only to keep the pointers below valid.
     _map: Arc<Mapping>,
+    /// Held only to keep `data` valid when it points into a mirror.
+    _mirror: Option<Arc<Mirror>>,
     header: NonNull<RingHeader>,
+    /// The data area: in `_map`, or the first half of `_mirror` (then `data + cap` up to
+    /// `data + 2 cap` shows the same bytes again).
     data: NonNull<u8>,
     cap: usize,
 }
@@ -198,12 +318,46 @@ impl ShmRing {
         };
         Self {
             _map: Arc::clone(map),
+            _mirror: None,
             // The mapping is page aligned and `off` is a sum of page-multiple sizes, so the
             // header is 4096-aligned, which satisfies RingHeader's 128-byte alignment.
             header: NonNull::new(header.cast::<RingHeader>()).unwrap_or(NonNull::dangling()),
             data: NonNull::new(data).unwrap_or(NonNull::dangling()),
             cap,
         }
+    }
+
+    /// The same ring with its data read and written through `mirror`, which must map this
+    /// ring's data area (see [`Rings::map_mirrored`]).
+    fn with_mirror(mut self, mirror: Mirror) -> Self {
+        self.data = mirror.ptr;
+        self._mirror = Some(Arc::new(mirror));
+        self
+    }
+
+    /// Whether the data area is mirrored (every run of up to `capacity` bytes from any
+    /// offset is contiguous).
+    pub(crate) fn is_mirrored(&self) -> bool {
+        self._mirror.is_some()
+    }
+
+    /// `data[off..off + len]` as one contiguous run of the mapping, if it is one: always
+    /// with a mirror, otherwise only when it does not wrap. `off < capacity` and
+    /// `len <= capacity` (else `None`).
+    ///
+    /// The pointer is valid while `self` lives. Writing through it is the caller's
+    /// business: the ring's protocol decides who owns which bytes (the producer owns the
+    /// free space it reserved).
+    pub(crate) fn contiguous(&self, off: usize, len: usize) -> Option<NonNull<u8>> {
+        if off >= self.cap || len > self.cap {
+            return None;
+        }
+        if off + len > self.cap && !self.is_mirrored() {
+            return None;
+        }
+        // SAFETY: off < cap, and the run ends inside the data area (off + len <= cap) or
+        // inside the mirror's second half (off + len < 2 cap); `add` stays in bounds.
+        Some(unsafe { self.data.add(off) })
     }
 }
 
@@ -233,6 +387,22 @@ impl RingMemory for ShmRing {
         }
     }
 
+    fn read_uninit(&self, off: usize, dst: &mut [MaybeUninit<u8>]) {
+        assert!(
+            off <= self.cap && dst.len() <= self.cap - off,
+            "ring read out of bounds (bug)"
+        );
+        // SAFETY: as in `read` (MaybeUninit<u8> has u8's layout); this writes, and so
+        // initialises, all `dst.len()` bytes, as RingMemory::read_uninit promises.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.data.as_ptr().add(off),
+                dst.as_mut_ptr().cast::<u8>(),
+                dst.len(),
+            );
+        }
+    }
+
     fn read(&self, off: usize, dst: &mut [u8]) {
         assert!(
             off <= self.cap && dst.len() <= self.cap - off,
@@ -249,6 +419,12 @@ impl RingMemory for ShmRing {
             );
         }
     }
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Tests: clients connected from this thread map no mirror (the fallback path).
+    pub(crate) static NO_MIRROR: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 /// A memfd-backed mapping with its three rings, as both sides build it.
@@ -268,5 +444,25 @@ impl Rings {
             response: ShmRing::new(&map, layout, 1),
             event: ShmRing::new(&map, layout, 2),
         })
+    }
+
+    /// As [`Rings::map`], with the request ring's data area mirrored when the page size
+    /// allows ([`Mirror`]): the client's side, for zero-copy request slots.
+    ///
+    /// # Errors
+    /// As [`Rings::map`]; a mirror that fails is left out, not an error.
+    pub(crate) fn map_mirrored(fd: &OwnedFd, layout: &Layout) -> Result<Self, OsError> {
+        let mut rings = Self::map(fd, layout)?;
+        #[cfg(test)]
+        if NO_MIRROR.with(core::cell::Cell::get) {
+            return Ok(rings);
+        }
+        let data_off = layout.header_offset(0) + RING_HEADER_PAGE;
+        // A mirror that cannot be made (no address space, the map count limit) only costs
+        // the zero-copy path its contiguity: wrapping slots then use a bounce buffer.
+        if let Ok(Some(mirror)) = Mirror::new(fd, data_off, layout.caps[0]) {
+            rings.request = rings.request.with_mirror(mirror);
+        }
+        Ok(rings)
     }
 }

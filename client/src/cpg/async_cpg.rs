@@ -18,7 +18,9 @@ use std::path::PathBuf;
 
 use totem_proto::NodeId;
 
-use super::{Cpg, Event, FlowControl, GroupArg, GroupName, Guarantee, Iteration, Member, Options};
+use super::{
+    Cpg, Event, FlowControl, GroupArg, GroupName, Guarantee, Iteration, Member, Options, ZcBuffer,
+};
 use crate::Error;
 use crate::registered::Registered;
 
@@ -203,6 +205,44 @@ impl AsyncCpg {
         payload: &[u8],
     ) -> Result<(), Error> {
         self.cpg().mcast_queued(group, guarantee, payload)
+    }
+
+    /// [`Cpg::zcb_alloc`]: a zero-copy multicast buffer in shared memory. Like the other
+    /// calls it waits in place, here for room in the request ring (the daemon takes
+    /// requests without waiting on the network; under flow control, once the ring took the
+    /// earlier ones). The buffer's [`ZcBuffer::mcast`] waits for the daemon's reply in
+    /// place, as [`AsyncCpg::mcast`] does; [`ZcBuffer::mcast_queued`] never waits.
+    ///
+    /// ```no_run
+    /// # async fn f(cpg: &mut totem_client::cpg::AsyncCpg) -> Result<(), totem_client::Error> {
+    /// use totem_client::cpg::Guarantee;
+    /// let mut buf = cpg.zcb_alloc("bulk", 1 << 20).await?;
+    /// buf.fill(7);
+    /// buf.mcast_queued(Guarantee::Agreed)?;
+    /// cpg.flush().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Cpg::zcb_alloc`].
+    pub async fn zcb_alloc(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+        len: usize,
+    ) -> Result<ZcBuffer<'_>, Error> {
+        self.cpg().zcb_alloc(group, len)
+    }
+
+    /// [`Cpg::try_zcb_alloc`]: never waits.
+    ///
+    /// # Errors
+    /// As [`Cpg::try_zcb_alloc`].
+    pub fn try_zcb_alloc(
+        &mut self,
+        group: &(impl GroupArg + ?Sized),
+        len: usize,
+    ) -> Result<ZcBuffer<'_>, Error> {
+        self.cpg().try_zcb_alloc(group, len)
     }
 
     /// [`Cpg::flush`]. Like the other calls it waits for the daemon's replies, which come

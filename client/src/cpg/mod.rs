@@ -9,6 +9,7 @@
 //! | `cpg_context_get/set` | [`Cpg::context`], [`Cpg::set_context`] (any `T: Send`) |
 //! | `cpg_join` / `cpg_leave` | [`Cpg::join`] / [`Cpg::leave`] (several groups per handle) |
 //! | `cpg_mcast_joined(h, guarantee, iov, n)` | [`Cpg::mcast`], [`Cpg::mcast_vectored`] |
+//! | `cpg_zcb_alloc` / `cpg_zcb_mcast_joined` / `cpg_zcb_free` | [`Cpg::zcb_alloc`] → [`ZcBuffer`], [`ZcBuffer::mcast`] / [`ZcBuffer::mcast_queued`] / drop |
 //! | `cpg_membership_get` | [`Cpg::membership_get`] |
 //! | `cpg_local_get` | [`Cpg::local_get`] |
 //! | `cpg_flow_control_state_get` | [`Cpg::flow_control_state`] |
@@ -43,13 +44,16 @@
 //!
 //! # Copies
 //!
-//! [`Cpg::mcast`] takes `&[u8]` (a [`bytes::Bytes`] derefs to it): the request is
-//! assembled in a buffer the handle keeps (no allocation per call) and copied into the
-//! shared ring. A delivered payload is one copy out of the shared ring, handed out as a
-//! [`Bytes`] slice of that buffer.
+//! [`Cpg::mcast`] takes `&[u8]` (a [`bytes::Bytes`] derefs to it) and copies it once,
+//! straight into the request reserved in the shared ring (no allocation per call).
+//! [`Cpg::zcb_alloc`] (zero copy, see [`ZcBuffer`]) hands the application that request's
+//! payload bytes instead: it writes the message there and the library copies nothing. A
+//! delivered payload is one copy out of the shared ring, handed out as a [`Bytes`] slice of
+//! that buffer.
 
 mod event;
 mod iter;
+mod zcb;
 
 #[cfg(feature = "tokio")]
 mod async_cpg;
@@ -69,7 +73,6 @@ use services::cpg::wire::{
 };
 use services::service_id;
 use services::session::{Hello, HelloReply};
-use services::wire::WIRE_VERSION;
 use totem_proto::NodeId;
 
 use crate::Error;
@@ -82,6 +85,7 @@ pub use iter::Iteration;
 pub use services::cpg::wire::{Address, Member, Reason};
 /// A CPG group name (at most 128 bytes).
 pub use services::{GroupName, MAX_NAME_LEN};
+pub use zcb::ZcBuffer;
 
 /// How [`Cpg::initialize_with`] connects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,16 +134,58 @@ pub struct Cpg {
     cpg_max: usize,
     /// This node's id, once asked.
     local: Option<NodeId>,
-    /// Where Mcast requests are assembled (kept: no allocation per multicast).
-    scratch: Vec<u8>,
     context: Option<Box<dyn Any + Send>>,
     finalized: bool,
-    /// Queued multicasts ([`Cpg::mcast_queued`]) whose reply has not been read yet.
-    queued: usize,
-    /// The first error a queued multicast got, reported by the next call.
-    queued_error: Option<Error>,
-    /// Where queued multicasts' replies are read (kept: no allocation per reply).
+    /// Queued multicasts and their replies (a field of its own so that a [`ZcBuffer`] can
+    /// borrow it next to the client).
+    queue: Queued,
+}
+
+/// Queued multicasts ([`Cpg::mcast_queued`], [`ZcBuffer::mcast_queued`]) whose reply has
+/// not been read yet.
+#[derive(Debug, Default)]
+struct Queued {
+    /// How many.
+    count: usize,
+    /// The first error one of them got, reported by the next queued send or flush.
+    error: Option<Error>,
+    /// Where their replies are read (kept: no allocation per reply).
     reply_buf: Vec<u8>,
+}
+
+impl Queued {
+    /// Reads the replies of queued multicasts: those already there, or (`wait`) all.
+    fn reap(&mut self, client: &mut Client, wait: bool) -> Result<(), Error> {
+        while self.count > 0 {
+            if wait {
+                self.reply_buf = client.recv_response(None)?;
+            } else if !client.try_recv_response_into(&mut self.reply_buf)? {
+                return Ok(());
+            }
+            self.count -= 1;
+            let reply = Response::parse(&self.reply_buf)?;
+            let error = if reply.code != RequestCode::Mcast {
+                Some(Error::Protocol(
+                    "a queued multicast's reply answers another request",
+                ))
+            } else if reply.error == CsError::TryAgain {
+                // totemd holds a multicast under flow control instead; a daemon that does
+                // not has dropped this one while later ones may have gone out.
+                Some(Error::Protocol(
+                    "a queued multicast was refused with TRY_AGAIN: this daemon does not hold \
+                     multicasts under flow control (use mcast)",
+                ))
+            } else if reply.error != CsError::Ok {
+                Some(Error::from_cs(reply.error))
+            } else {
+                None
+            };
+            if self.error.is_none() {
+                self.error = error;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Cpg {
@@ -185,10 +231,7 @@ impl Cpg {
             client,
             cpg_max: 0,
             local: None,
-            scratch: Vec::new(),
-            queued: 0,
-            queued_error: None,
-            reply_buf: Vec::new(),
+            queue: Queued::default(),
             context: None,
             finalized: false,
         };
@@ -275,8 +318,8 @@ impl Cpg {
         self.mcast_vectored(group, guarantee, &[payload])
     }
 
-    /// [`Cpg::mcast`] of the concatenation of `parts` (corosync's iovec), assembled with
-    /// one copy.
+    /// [`Cpg::mcast`] of the concatenation of `parts` (corosync's iovec), copied once,
+    /// straight into the shared request ring.
     ///
     /// # Errors
     /// As [`Cpg::mcast`].
@@ -286,10 +329,9 @@ impl Cpg {
         guarantee: Guarantee,
         parts: &[&[u8]],
     ) -> Result<(), Error> {
-        let buf = self.assemble_mcast(group.group_bytes(), guarantee, parts)?;
-        let r = self.call(&buf, RequestCode::Mcast);
-        self.keep_scratch(buf);
-        r.map(drop)
+        let mut buf = self.zcb_alloc(group, total_len(parts)?)?;
+        buf.write_parts(parts);
+        buf.mcast(guarantee)
     }
 
     /// Queues a multicast without waiting for the daemon's reply (see "Queued
@@ -320,16 +362,13 @@ impl Cpg {
         guarantee: Guarantee,
         parts: &[&[u8]],
     ) -> Result<(), Error> {
-        self.reap_queued(false)?;
-        if let Some(e) = self.queued_error.take() {
+        self.queue.reap(&mut self.client, false)?;
+        if let Some(e) = self.queue.error.take() {
             return Err(e);
         }
-        let buf = self.assemble_mcast(group.group_bytes(), guarantee, parts)?;
-        let r = self.client.try_send_request(&buf);
-        self.keep_scratch(buf);
-        r?;
-        self.queued += 1;
-        Ok(())
+        let mut buf = self.try_zcb_alloc(group, total_len(parts)?)?;
+        buf.write_parts(parts);
+        buf.mcast_queued(guarantee)
     }
 
     /// Waits until the daemon took every queued multicast.
@@ -338,99 +377,13 @@ impl Cpg {
     /// The first error a queued multicast got (the later ones were still sent), or a
     /// connection error.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.reap_queued(true)?;
-        self.queued_error.take().map_or(Ok(()), Err)
+        self.queue.reap(&mut self.client, true)?;
+        self.queue.error.take().map_or(Ok(()), Err)
     }
 
     /// Queued multicasts not yet answered (taken by the daemon or not).
     pub fn queued(&self) -> usize {
-        self.queued
-    }
-
-    /// Reads the replies of queued multicasts: those already there, or (`wait`) all.
-    fn reap_queued(&mut self, wait: bool) -> Result<(), Error> {
-        while self.queued > 0 {
-            if wait {
-                self.reply_buf = self.client.recv_response(None)?;
-            } else if !self.client.try_recv_response_into(&mut self.reply_buf)? {
-                return Ok(());
-            }
-            self.queued -= 1;
-            let reply = Response::parse(&self.reply_buf)?;
-            let error = if reply.code != RequestCode::Mcast {
-                Some(Error::Protocol(
-                    "a queued multicast's reply answers another request",
-                ))
-            } else if reply.error == CsError::TryAgain {
-                // totemd holds a multicast under flow control instead; a daemon that does
-                // not has dropped this one while later ones may have gone out.
-                Some(Error::Protocol(
-                    "a queued multicast was refused with TRY_AGAIN: this daemon does not hold \
-                     multicasts under flow control (use mcast)",
-                ))
-            } else if reply.error != CsError::Ok {
-                Some(Error::from_cs(reply.error))
-            } else {
-                None
-            };
-            if self.queued_error.is_none() {
-                self.queued_error = error;
-            }
-        }
-        Ok(())
-    }
-
-    /// The Mcast request (services::cpg::wire): version, code, guarantee, name length, 8
-    /// reserved bytes the daemon overwrites with the sender, the name, the payload —
-    /// assembled in the handle's scratch buffer.
-    fn assemble_mcast(
-        &mut self,
-        name: &[u8],
-        guarantee: Guarantee,
-        parts: &[&[u8]],
-    ) -> Result<Vec<u8>, Error> {
-        if self.finalized {
-            return Err(Error::BadHandle);
-        }
-        if name.len() > MAX_NAME_LEN {
-            return Err(Error::NameTooLong);
-        }
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len > self.payload_limit(name.len()) {
-            return Err(Error::TooBig);
-        }
-        let mut buf = core::mem::take(&mut self.scratch);
-        buf.clear();
-        buf.reserve(MCAST_HEADER_LEN + name.len() + len);
-        buf.extend_from_slice(&[
-            WIRE_VERSION,
-            RequestCode::Mcast.into(),
-            guarantee.wire().into(),
-            // At most MAX_NAME_LEN (128), checked above.
-            name.len() as u8,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ]);
-        buf.extend_from_slice(name);
-        for p in parts {
-            buf.extend_from_slice(p);
-        }
-        Ok(buf)
-    }
-
-    /// Gives the scratch buffer back (a 1 MiB message should not pin 1 MiB per handle for
-    /// ever).
-    fn keep_scratch(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 256 << 10 {
-            buf = Vec::new();
-        }
-        self.scratch = buf;
+        self.queue.count
     }
 
     /// The current members of `group`, ascending (corosync's `cpg_membership_get`); empty
@@ -661,7 +614,7 @@ impl Cpg {
             return Err(Error::BadHandle);
         }
         // Replies come in request order: the queued multicasts' come first.
-        self.reap_queued(true)?;
+        self.queue.reap(&mut self.client, true)?;
         let raw = self.client.request(request)?;
         let reply = Response::parse(&raw)?;
         if reply.code != code {
@@ -672,6 +625,14 @@ impl Cpg {
         }
         Ok(reply.body)
     }
+}
+
+/// The length of the concatenation of `parts`; `TooBig` if it overflows.
+fn total_len(parts: &[&[u8]]) -> Result<usize, Error> {
+    parts
+        .iter()
+        .try_fold(0usize, |n, p| n.checked_add(p.len()))
+        .ok_or(Error::TooBig)
 }
 
 fn decode_event(buf: Vec<u8>) -> Result<Event, Error> {

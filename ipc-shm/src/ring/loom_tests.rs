@@ -11,12 +11,13 @@
 //! ```
 
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 use loom::cell::UnsafeCell;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-use super::{Consumer, Producer, PushError, RingHeader, RingMemory};
+use super::{Consumer, Producer, PushError, RingHeader, RingMemory, copy_in};
 
 /// A ring in private memory, shareable between loom threads.
 struct LoomMem {
@@ -54,6 +55,12 @@ impl RingMemory for Shared {
         for (cell, d) in self.0.data[off..off + dst.len()].iter().zip(dst) {
             // SAFETY: as in `write`, loom tracks and checks the access.
             *d = cell.with(|p| unsafe { *p });
+        }
+    }
+    fn read_uninit(&self, off: usize, dst: &mut [MaybeUninit<u8>]) {
+        for (cell, d) in self.0.data[off..off + dst.len()].iter().zip(dst) {
+            // SAFETY: as in `write`, loom tracks and checks the access.
+            d.write(cell.with(|p| unsafe { *p }));
         }
     }
 }
@@ -109,6 +116,40 @@ fn send_all(mut p: Producer<Shared>, records: &[&[u8]], data: &Bell, space: &Bel
     }
 }
 
+/// The producer's loop over the zero-copy path: reserve, write junk and cancel (drop the
+/// reservation), reserve again, write the record in place with a trailing extra byte,
+/// truncate it away, commit. Writes into reserved space are data-area accesses loom checks
+/// against the consumer's reads, so a reservation overlapping unconsumed bytes, or a
+/// commit that publishes before the bytes are written, fails the model.
+fn send_all_reserved(mut p: Producer<Shared>, records: &[&[u8]], data: &Bell, space: &Bell) {
+    for r in records {
+        loop {
+            match p.try_reserve(r.len() + 1) {
+                Ok(junk) => {
+                    copy_in(p.memory(), junk.payload_pos(), &vec![0xee; r.len() + 1]);
+                    drop(junk);
+                    // Nothing was published: the same space is reserved again.
+                    let mut res = p.try_reserve(r.len() + 1).unwrap();
+                    copy_in(p.memory(), res.payload_pos(), r);
+                    copy_in(p.memory(), res.payload_pos() + r.len() as u64, b"!");
+                    res.truncate(r.len());
+                    if p.commit(res) {
+                        data.notify();
+                    }
+                    break;
+                }
+                Err(PushError::Full) => {
+                    space.drain();
+                    if !p.arm(r.len() + 1).unwrap() {
+                        space.sleep();
+                    }
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+}
+
 /// The consumer's loop: try, clear, arm, sleep; checks every record.
 fn receive_all(mut c: Consumer<Shared>, records: &[&[u8]], data: &Bell, space: &Bell) {
     let mut out = Vec::new();
@@ -133,14 +174,25 @@ fn receive_all(mut c: Consumer<Shared>, records: &[&[u8]], data: &Bell, space: &
     }
 }
 
+type Sender = fn(Producer<Shared>, &[&[u8]], &Bell, &Bell);
+
 fn model(capacity: usize, max_payload: usize, records: &'static [&'static [u8]]) {
+    model_with(send_all, capacity, max_payload, records);
+}
+
+fn model_with(
+    send: Sender,
+    capacity: usize,
+    max_payload: usize,
+    records: &'static [&'static [u8]],
+) {
     loom::model(move || {
         let mem = Shared::new(capacity);
         let (data, space) = (Bell::new(), Bell::new());
         let p = Producer::new(mem.clone(), max_payload);
         let c = Consumer::new(mem, max_payload);
         let (d2, s2) = (data.clone(), space.clone());
-        let t = thread::spawn(move || send_all(p, records, &d2, &s2));
+        let t = thread::spawn(move || send(p, records, &d2, &s2));
         receive_all(c, records, &data, &space);
         t.join().unwrap();
     });
@@ -166,4 +218,18 @@ fn loom_records_intact_across_wrap() {
 #[test]
 fn loom_four_records_mixed_sizes() {
     model(32, 16, &[b"a", b"0123456789abcdef", b"", b"xyz"]);
+}
+
+/// The zero-copy path (reserve, cancel, reserve, write in place, truncate, commit) through
+/// a 32-byte ring that holds one 24-byte record at a time: the producer waits for space
+/// before each record after the first, the second's payload wraps to offset 0 and the
+/// third's straddles the end of the data area.
+#[test]
+fn loom_reserve_commit_across_wrap() {
+    model_with(
+        send_all_reserved,
+        32,
+        16,
+        &[b"0123456789abcde", b"edcba9876543210", b"xyz456789ABC"],
+    );
 }

@@ -9,24 +9,7 @@ use crate::{
     SendError, Server, ServerConfig, ServerError,
 };
 
-use super::{Scratch, pair, payload};
-
-/// Serve `n` requests by echoing them, then return the connection.
-fn echo(mut conn: crate::Connection, n: usize) -> crate::Connection {
-    let mut served = 0;
-    while served < n {
-        conn.clear_doorbell();
-        while let Some(req) = conn.try_recv_request().unwrap() {
-            let r = req.to_vec();
-            conn.send_response(&r).unwrap();
-            served += 1;
-        }
-        if served < n {
-            assert!(conn.wait(Some(Duration::from_secs(5))).unwrap());
-        }
-    }
-    conn
-}
+use super::{Scratch, echo, pair, payload};
 
 #[test]
 fn request_response_round_trips() {

@@ -9,6 +9,7 @@ mod robustness;
 mod stress;
 #[cfg(feature = "tokio")]
 mod tokio_adapter;
+mod zero_copy;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -128,6 +129,23 @@ pub(crate) fn accept_one(server: &mut Server) -> Result<Connection, crate::Accep
         crate::sys::poll(&mut fds, Some(Duration::from_millis(10))).unwrap();
     }
     panic!("no connection within 5 s");
+}
+
+/// Serve `n` requests by echoing them, then return the connection.
+pub(crate) fn echo(mut conn: Connection, n: usize) -> Connection {
+    let mut served = 0;
+    while served < n {
+        conn.clear_doorbell();
+        while let Some(req) = conn.try_recv_request().unwrap() {
+            let r = req.to_vec();
+            conn.send_response(&r).unwrap();
+            served += 1;
+        }
+        if served < n {
+            assert!(conn.wait(Some(Duration::from_secs(5))).unwrap());
+        }
+    }
+    conn
 }
 
 /// Connect a client from a helper thread while the server accepts here.

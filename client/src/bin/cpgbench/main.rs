@@ -51,6 +51,9 @@ usage: cpgbench [options]
   --receive-only        do not send: count, check and report only
   --sync                one round trip per message (Cpg::mcast, corosync's cpg_mcast_joined)
                         instead of queued multicasts (Cpg::mcast_queued, the default)
+  --zero-copy           write each message straight into shared memory (Cpg::try_zcb_alloc,
+                        ZcBuffer::mcast_queued, or ZcBuffer::mcast with --sync) instead of
+                        handing the library a slice it copies
   --members M           wait until the group has M members before the first run (default 1)
   --senders K           how many members send (default 1): each run starts when K STARTs
                         are delivered and ends when K ENDs are
@@ -71,6 +74,7 @@ struct Args {
     rate: Option<f64>,
     receive_only: bool,
     sync: bool,
+    zero_copy: bool,
     members: usize,
     senders: usize,
     verify: bool,
@@ -89,6 +93,7 @@ impl Default for Args {
             rate: None,
             receive_only: false,
             sync: false,
+            zero_copy: false,
             members: 1,
             senders: 1,
             verify: false,
@@ -146,6 +151,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--rate" => a.rate = Some(positive("--rate", &value("--rate")?)?),
             "--receive-only" => a.receive_only = true,
             "--sync" => a.sync = true,
+            "--zero-copy" => a.zero_copy = true,
             "--members" => a.members = count("--members", &value("--members")?)?,
             "--senders" => a.senders = count("--senders", &value("--senders")?)?,
             "--verify" => a.verify = true,
@@ -475,15 +481,29 @@ impl Bench {
 
     /// One multicast, whatever flow control says: on TRY_AGAIN, dispatch, wait ≤ 1 ms for
     /// an event, retry (corosync's method in COROSYNC.md §3.3). Queued (no round trip)
-    /// unless `--sync`.
+    /// unless `--sync`; written in place in shared memory with `--zero-copy`.
     fn send(&mut self, parts: &[&[u8]]) -> BenchResult<()> {
         let group = self.args.group.clone();
+        let (sync, guarantee) = (self.args.sync, self.args.guarantee);
         loop {
-            let r = if self.args.sync {
-                self.cpg.mcast_vectored(&group, self.args.guarantee, parts)
+            let r = if self.args.zero_copy {
+                let len = parts.iter().map(|p| p.len()).sum();
+                self.cpg.try_zcb_alloc(&group, len).and_then(|mut buf| {
+                    let mut at = 0;
+                    for p in parts {
+                        buf[at..at + p.len()].copy_from_slice(p);
+                        at += p.len();
+                    }
+                    if sync {
+                        buf.mcast(guarantee)
+                    } else {
+                        buf.mcast_queued(guarantee)
+                    }
+                })
+            } else if sync {
+                self.cpg.mcast_vectored(&group, guarantee, parts)
             } else {
-                self.cpg
-                    .mcast_queued_vectored(&group, self.args.guarantee, parts)
+                self.cpg.mcast_queued_vectored(&group, guarantee, parts)
             };
             match r {
                 Ok(()) => {
@@ -609,6 +629,8 @@ mod tests {
         assert_eq!((a.members, a.senders, a.verify), (3, 2, true));
         assert!(!a.sync, "queued multicasts by default");
         assert!(p("--sync").unwrap().sync);
+        assert!(!a.zero_copy, "the copying calls by default");
+        assert!(p("--zero-copy --sync").unwrap().zero_copy);
         assert_eq!(p("--senders 3").unwrap().members, 3, "senders are members");
         for bad in [
             "--sizes 10",
