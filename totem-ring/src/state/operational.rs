@@ -426,14 +426,17 @@ impl Ring {
         let cbl = self.backlog();
         let total = t.backlog.saturating_add(cbl).saturating_sub(self.pbl);
         // max_messages shares the window among senders; a node whose backlog is the
-        // ring's only one may use the whole window (work-conserving; corosync caps it at
-        // max_messages even then).
-        let cap = if total > 0 && total == cbl {
-            w
+        // ring's only one may use the whole window on every visit (work-conserving;
+        // corosync caps it at max_messages even then).
+        let alone = total > 0 && total == cbl;
+        let mut allowed = if alone {
+            // The window counts what the others sent since our last visit: our own frames
+            // of that visit are a rotation old (counting them too, a lone sender could only
+            // fill the window every other visit).
+            w.saturating_sub(t.fcc.saturating_sub(self.trc))
         } else {
-            self.cfg.max_messages
+            self.cfg.max_messages.min(w.saturating_sub(t.fcc))
         };
-        let mut allowed = cap.min(w.saturating_sub(t.fcc));
         if total != 0 {
             let share =
                 u32::try_from(u64::from(w) * u64::from(cbl) / u64::from(total)).unwrap_or(u32::MAX);
