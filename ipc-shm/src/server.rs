@@ -316,6 +316,8 @@ impl Server {
             stats: ConnStats::default(),
             live: Arc::clone(&self.live),
             name: Arc::clone(&self.name),
+            defer_wakes: false,
+            pending_wakes: 0,
         }))
     }
 }
@@ -406,6 +408,10 @@ pub struct Connection {
     stats: ConnStats,
     live: Arc<AtomicUsize>,
     name: Arc<str>,
+    /// Wake-ups are collected for [`Connection::flush_wakes`] instead of sent at once.
+    defer_wakes: bool,
+    /// Collected wake-ups: bit 0 the response fd, bit 1 the event fd.
+    pending_wakes: u8,
 }
 
 /// Private buffers above this are released when the request ring runs empty.
@@ -604,7 +610,45 @@ impl Connection {
         self.recv_into(out)
     }
 
+    /// Collects wake-ups instead of sending each at once; [`Connection::flush_wakes`]
+    /// sends them. A daemon that answers many requests or sends many events in one pass
+    /// then wakes the client once, when the pass ends, instead of once per message (on a
+    /// busy core each wake-up can let the client preempt the daemon to read one record).
+    pub fn set_deferred_wakes(&mut self, on: bool) {
+        self.defer_wakes = on;
+        if !on {
+            self.flush_wakes();
+        }
+    }
+
+    /// Whether a collected wake-up waits for [`Connection::flush_wakes`].
+    pub fn wake_pending(&self) -> bool {
+        self.pending_wakes != 0
+    }
+
+    /// Sends the collected wake-ups (at most one per client fd).
+    pub fn flush_wakes(&mut self) {
+        let pending = core::mem::take(&mut self.pending_wakes);
+        if pending & 1 != 0 {
+            self.notify(WakeTarget::Sync);
+        }
+        if pending & 2 != 0 {
+            self.notify(WakeTarget::Event);
+        }
+    }
+
     fn wake(&mut self, target: WakeTarget) {
+        if self.defer_wakes {
+            self.pending_wakes |= match target {
+                WakeTarget::Sync => 1,
+                WakeTarget::Event => 2,
+            };
+            return;
+        }
+        self.notify(target);
+    }
+
+    fn notify(&mut self, target: WakeTarget) {
         let fd = match target {
             WakeTarget::Sync => self.client_sync.as_fd(),
             WakeTarget::Event => self.client_event.as_fd(),

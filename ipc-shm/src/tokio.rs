@@ -208,6 +208,21 @@ impl AsyncConnection {
         self.conn.send_response(data)
     }
 
+    /// [`Connection::set_deferred_wakes`].
+    pub fn set_deferred_wakes(&mut self, on: bool) {
+        self.conn.set_deferred_wakes(on);
+    }
+
+    /// [`Connection::wake_pending`].
+    pub fn wake_pending(&self) -> bool {
+        self.conn.wake_pending()
+    }
+
+    /// [`Connection::flush_wakes`].
+    pub fn flush_wakes(&mut self) {
+        self.conn.flush_wakes();
+    }
+
     /// [`Connection::send_event`] (never waits: `Full` is the daemon's decision).
     ///
     /// # Errors

@@ -449,6 +449,8 @@ impl<T: Link> Daemon<T> {
         self.events = events;
         self.settle();
         self.send_ring_output(t);
+        // Everything this pass had for the clients is in their rings: wake each once.
+        self.ipc.flush_wakes();
         Ok(())
     }
 

@@ -364,6 +364,8 @@ pub struct Ipc {
     /// Connections dropped since the driver last asked ([`Ipc::take_dead`]), with their
     /// role: the services must hear of each at once (CPG: PROCDOWN).
     dead: Vec<(u64, Role)>,
+    /// Connections with a wake-up collected since the last [`Ipc::flush_wakes`].
+    to_wake: Vec<u64>,
     limits: Limits,
     /// Counters.
     pub stats: IpcStats,
@@ -386,6 +388,7 @@ impl Ipc {
             server: AsyncServer::new(server)?,
             sessions: BTreeMap::new(),
             dead: Vec::new(),
+            to_wake: Vec::new(),
             limits: Limits::default(),
             stats: IpcStats::default(),
         })
@@ -427,8 +430,11 @@ impl Ipc {
     }
 
     /// A new connection, waiting for its hello.
-    pub fn add(&mut self, conn: AsyncConnection) {
+    pub fn add(&mut self, mut conn: AsyncConnection) {
         self.stats.accepted += 1;
+        // What one pass of the driver loop sends a client wakes it once, at the pass's end
+        // (`flush_wakes`).
+        conn.set_deferred_wakes(true);
         self.sessions.insert(
             conn.get_ref().id(),
             Session {
@@ -447,6 +453,28 @@ impl Ipc {
         self.sessions.get_mut(&id)
     }
 
+    /// Wakes every client sent something since the last call (the driver calls it at the
+    /// end of each pass, after the ring's frames are out).
+    pub fn flush_wakes(&mut self) {
+        for id in self.to_wake.drain(..) {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.conn.flush_wakes();
+            }
+        }
+    }
+
+    /// Notes `id` for [`Ipc::flush_wakes`] if its last operation collected a wake-up.
+    fn note_wake(&mut self, id: u64) {
+        if self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.conn.wake_pending())
+            && !self.to_wake.contains(&id)
+        {
+            self.to_wake.push(id);
+        }
+    }
+
     /// The next request of `id`, in a buffer of its own (so it can become a `Bytes`
     /// without a copy). `None`: nothing now, or the connection failed (then it is dead).
     pub fn recv(&mut self, id: u64) -> Option<Vec<u8>> {
@@ -455,6 +483,7 @@ impl Ipc {
         match s.conn.try_recv_request_into(&mut buf) {
             Ok(true) => {
                 self.stats.requests += 1;
+                self.note_wake(id);
                 Some(buf)
             }
             Ok(false) => None,
@@ -493,6 +522,8 @@ impl Ipc {
         }
         if failed {
             self.drop_session(id);
+        } else {
+            self.note_wake(id);
         }
     }
 
@@ -518,6 +549,7 @@ impl Ipc {
                 self.drop_session(id);
             }
         }
+        self.note_wake(id);
     }
 
     /// Sends `bytes` as an event to `id`, or queues it if the client is not reading; a
@@ -528,7 +560,10 @@ impl Ipc {
         };
         let conn = &mut s.conn;
         match s.backlog.offer(bytes, now, |b| conn.send_event(b)) {
-            Ok(Offered::Sent) => self.stats.events += 1,
+            Ok(Offered::Sent) => {
+                self.stats.events += 1;
+                self.note_wake(id);
+            }
             Ok(Offered::Queued) => {
                 self.stats.events_full += 1;
                 if let Some(why) = s.backlog.stuck(now, &self.limits) {

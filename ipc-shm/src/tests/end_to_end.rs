@@ -150,6 +150,34 @@ fn wait_ready(fd: i32, ms: i32) -> bool {
 }
 
 #[test]
+fn deferred_wake_ups_wait_for_flush_and_ring_once() {
+    let s = Scratch::new("defer");
+    let mut server = s.server(s.small());
+    let (mut conn, mut client) = pair(&mut server);
+    conn.set_deferred_wakes(true);
+    let fd = client.as_raw_fd();
+    assert_eq!(client.try_recv_event().unwrap(), None); // asleep: wants a wake-up
+    conn.send_event(b"one").unwrap();
+    conn.send_event(b"two").unwrap();
+    assert!(conn.wake_pending());
+    assert!(!wait_ready(fd, 0), "nothing rings before flush_wakes");
+    assert_eq!(conn.stats().wakeups, 0);
+    conn.flush_wakes();
+    assert!(!conn.wake_pending());
+    assert!(wait_ready(fd, 5000));
+    assert_eq!(conn.stats().wakeups, 1);
+    assert_eq!(client.try_recv_event().unwrap().unwrap(), b"one");
+    assert_eq!(client.try_recv_event().unwrap().unwrap(), b"two");
+    assert_eq!(client.try_recv_event().unwrap(), None);
+    // Turning deferral off sends what was collected.
+    conn.send_event(b"three").unwrap();
+    assert!(!wait_ready(fd, 0));
+    conn.set_deferred_wakes(false);
+    assert!(wait_ready(fd, 5000));
+    assert_eq!(client.try_recv_event().unwrap().unwrap(), b"three");
+}
+
+#[test]
 fn event_fd_is_pollable_and_rearmed_by_empty_reads() {
     let s = Scratch::new("evfd");
     let mut server = s.server(s.small());
