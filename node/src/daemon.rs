@@ -43,6 +43,11 @@ use crate::ipc::{self, Ipc, Role};
 use crate::link::Link;
 use crate::persist;
 
+/// Up to this many ring events are handed to the services before the ring's frames are
+/// sent (latency); more go after (the token must not wait behind a visit's deliveries).
+const FEW_EVENTS: usize = 8;
+/// ... and at most this many bytes delivered.
+const FEW_BYTES: usize = 4096;
 /// Datagrams taken from the socket per wake-up.
 const RECV_BATCH: usize = 32;
 /// Bytes per receive buffer: the largest UDP datagram.
@@ -388,10 +393,10 @@ impl<T: Link> Daemon<T> {
     /// then hands the events to the services (log lines, deliveries to the clients),
     /// settles them, and sends what they multicast.
     ///
-    /// The frames go out before the deliveries are worked off: the token of a busy ring
+    /// On a busy ring the frames go out before the deliveries are worked off: the token
     /// would otherwise wait at every node behind the delivery of the visit's messages to
     /// the clients (and behind the clients themselves, when a woken client takes the
-    /// core), which stretches every rotation.
+    /// core), which stretches every rotation. A handful of small events go first instead.
     fn drain(&mut self, t: &mut T) -> io::Result<()> {
         let mut events = core::mem::take(&mut self.events);
         while let Some(ev) = self.ring.poll_event() {
@@ -407,7 +412,20 @@ impl<T: Link> Daemon<T> {
             }
             events.push(ev);
         }
-        self.send_ring_output(t);
+        // A few events (a quiet ring) are handed over first: the client's delivery then
+        // does not wait behind the send system calls, which on a veth path run the
+        // receivers' network stack too.
+        let delivered: usize = events
+            .iter()
+            .map(|e| match e {
+                Event::Deliver(d) => d.payload.len(),
+                _ => 0,
+            })
+            .sum();
+        let few = events.len() <= FEW_EVENTS && delivered <= FEW_BYTES;
+        if !few {
+            self.send_ring_output(t);
+        }
         for ev in events.drain(..) {
             match &ev {
                 Event::Configuration(c) if c.kind == ConfigurationKind::Regular => {
@@ -448,8 +466,12 @@ impl<T: Link> Daemon<T> {
         }
         self.events = events;
         self.settle();
+        // Everything this pass had for the clients is in their rings: wake each once
+        // (before the send when the pass was small, after it when it was large).
+        if few {
+            self.ipc.flush_wakes();
+        }
         self.send_ring_output(t);
-        // Everything this pass had for the clients is in their rings: wake each once.
         self.ipc.flush_wakes();
         Ok(())
     }
