@@ -864,6 +864,9 @@ impl Builder {
             28
         };
         ring.frame_len = netmtu - ip_overhead;
+        if !lines.contains_key("window_size") && transport.0 != TransportKind::Ib {
+            ring.window_size = default_window(netmtu, receive_buffer_granted());
+        }
         let cluster_id = cluster_id.unwrap_or_else(|| fnv1a(cluster_name.as_bytes()));
         ring.cluster_id = cluster_id;
         // Validate the ring options now (with a stand-in node id), naming the option's line.
@@ -1069,3 +1072,33 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+/// totemd's `window_size` when the file sets none (corosync's is 50): the frames a rotation may
+/// carry. corosync bounds it by what the kernel receive buffer holds (its advice: at most
+/// 256 000 / netmtu, the buffers of its day); totemd asks for 4 MiB buffers (and forces them as
+/// root), so its window is what half the buffer it gets holds at a frame's kernel cost
+/// (`netmtu` plus about 1 KiB of socket-buffer overhead), between 50 and 200.
+pub(crate) fn default_window(netmtu: usize, receive_buffer: usize) -> u32 {
+    let frames = receive_buffer / 2 / (netmtu + 1024).max(1);
+    u32::try_from(frames).unwrap_or(u32::MAX).clamp(50, 200)
+}
+
+/// The receive buffer the UDP transport will get for its 4 MiB request, as the kernel
+/// accounts it (twice the request): all of it as root (`SO_RCVBUFFORCE`), else at most
+/// `net.core.rmem_max`.
+fn receive_buffer_granted() -> usize {
+    let asked = transport_udp::DEFAULT_BUFFER_SIZE;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let cap = if root {
+        asked
+    } else {
+        std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(asked, |max| max.min(asked))
+    };
+    2 * cap
+}

@@ -359,3 +359,19 @@ fn adaptive_token_retransmit_is_on_unless_turned_off() {
     let (line, why) = err_at(&bad);
     assert_eq!(line, 7, "{why}");
 }
+
+#[test]
+fn window_size_defaults_to_what_the_receive_buffer_holds_unless_set() {
+    use super::default_window;
+    // Root: the 4 MiB request is forced (8 MiB as the kernel counts it).
+    assert_eq!(default_window(1500, 8 << 20), 200);
+    // Without root, capped by Linux's default rmem_max (212 992, counted twice).
+    assert_eq!(default_window(1500, 425_984), 84);
+    // Never below corosync's 50.
+    assert_eq!(default_window(1500, 0), 50);
+    assert_eq!(default_window(9000, 512 << 10), 50);
+    let window = load(GOOD).unwrap().ring.window_size;
+    assert!((50..=200).contains(&window), "{window}");
+    let set = GOOD.replace("token: 1000", "token: 1000\n    window_size: 50");
+    assert_eq!(load(&set).unwrap().ring.window_size, 50);
+}
