@@ -765,4 +765,21 @@ mod gso_tests {
         assert_eq!(run(&[(1, 1500); 50]), 43, "65 000 bytes at most");
         assert_eq!(run(&[(1, 10); 70]), GSO_MAX_SEGMENTS);
     }
+
+    #[test]
+    fn only_the_errors_of_a_path_without_segmentation_turn_it_off() {
+        let refused = |code| gso_refused(&io::Error::from_raw_os_error(code));
+        for code in [libc::EIO, libc::EINVAL, libc::EOPNOTSUPP, libc::ENOPROTOOPT] {
+            assert!(refused(code), "{code}");
+        }
+        // Back-pressure and real send errors are reported as such, GSO stays on.
+        for code in [
+            libc::EAGAIN,
+            libc::ENOBUFS,
+            libc::EMSGSIZE,
+            libc::ENETUNREACH,
+        ] {
+            assert!(!refused(code), "{code}");
+        }
+    }
 }
