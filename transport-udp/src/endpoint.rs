@@ -296,14 +296,15 @@ impl Endpoint {
     fn send_run(&mut self, msgs: &[Out<'_>]) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
         if msgs.len() > 1 {
-            if self.gso {
-                match sys::send_many_gso(self.socket.as_fd(), msgs, &self.source) {
-                    // From now on one datagram per entry (nothing was sent: same call again).
-                    Err(e) if sys::gso_refused(&e) => self.gso = false,
-                    other => return other,
+            let sent = sys::send_many(self.socket.as_fd(), msgs, &self.source, self.gso);
+            return match sent {
+                // From now on one datagram per entry (nothing was sent: same call again).
+                Err(e) if self.gso && sys::gso_refused(&e) => {
+                    self.gso = false;
+                    sys::send_many(self.socket.as_fd(), msgs, &self.source, false)
                 }
-            }
-            return sys::send_many(self.socket.as_fd(), msgs, &self.source);
+                other => other,
+            };
         }
         match msgs.first() {
             Some(out) => sys::send_one(self.socket.as_fd(), out, &self.source).map(|_| 1),

@@ -364,67 +364,6 @@ pub(crate) fn recv_many(
     Ok(got)
 }
 
-/// Sends up to `min(msgs.len(), BATCH)` datagrams with one `sendmmsg` call (`MSG_DONTWAIT`),
-/// `ctl` attached to each. Returns how many went out, counted from the front; the caller
-/// calls again for the rest (the first one not sent then reports its error).
-///
-/// # Errors
-///
-/// The OS error of the first datagram, when not even that one was sent.
-#[cfg(target_os = "linux")]
-pub(crate) fn send_many(
-    fd: BorrowedFd<'_>,
-    msgs: &[Out<'_>],
-    ctl: &SourceCtl,
-) -> io::Result<usize> {
-    let n = msgs.len().min(BATCH);
-    if n == 0 {
-        return Ok(0);
-    }
-    // SAFETY: all-zero is valid for sockaddr_storage, iovec and mmsghdr.
-    let (mut names, mut iovs, mut hdrs): (
-        [libc::sockaddr_storage; BATCH],
-        [libc::iovec; BATCH],
-        [libc::mmsghdr; BATCH],
-    ) = unsafe { (mem::zeroed(), mem::zeroed(), mem::zeroed()) };
-    let (control, controllen) = ctl.raw();
-    for i in 0..n {
-        let (name, namelen) = encode(&msgs[i].to);
-        names[i] = name;
-        iovs[i] = libc::iovec {
-            iov_base: msgs[i].data.as_ptr().cast_mut().cast(),
-            iov_len: msgs[i].data.len(),
-        };
-        let hdr = &mut hdrs[i].msg_hdr;
-        hdr.msg_name = (&raw mut names[i]).cast();
-        hdr.msg_namelen = namelen;
-        hdr.msg_iov = &raw mut iovs[i];
-        hdr.msg_iovlen = 1;
-        // One control buffer shared by every message: the kernel only reads it.
-        hdr.msg_control = control;
-        hdr.msg_controllen = controllen as _;
-    }
-    // SAFETY: `hdrs[..n]` point at `names`, `iovs`, the caller's frames and `ctl`'s buffer,
-    // all alive across the call with the stated lengths; on send the kernel reads those and
-    // writes only `msg_len` inside `hdrs`. `n <= BATCH` fits in c_uint. `fd` is valid.
-    let sent = unsafe {
-        libc::sendmmsg(
-            fd.as_raw_fd(),
-            hdrs.as_mut_ptr(),
-            n as libc::c_uint,
-            libc::MSG_DONTWAIT as _,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if sent == 0 {
-        // Not documented for vlen > 0; reported as back-pressure so no caller loops on it.
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    Ok((sent as usize).min(n))
-}
-
 /// Most segments in one UDP GSO send (the kernel's `UDP_MAX_SEGMENTS`).
 #[cfg(target_os = "linux")]
 const GSO_MAX_SEGMENTS: usize = 64;
@@ -471,21 +410,26 @@ fn gso_run(msgs: &[Out<'_>]) -> usize {
     end
 }
 
-/// As [`send_many`], but consecutive datagrams to one destination go as one UDP GSO send
+/// Sends up to `min(msgs.len(), BATCH)` datagrams with one `sendmmsg` call (`MSG_DONTWAIT`),
+/// `ctl` attached to each. Returns how many went out, counted from the front; the caller
+/// calls again for the rest (the first one not sent then reports its error).
+///
+/// With `segment`, consecutive datagrams to one destination go as one UDP GSO send
 /// (`UDP_SEGMENT`): one trip through the stack for the whole run, which the kernel cuts into
-/// the same datagrams the receivers would have got one by one. Returns how many datagrams
-/// went out, counted from the front (a run goes out whole or not at all).
+/// the same datagrams the receivers would have got one by one (a run goes out whole or not at
+/// all). Without it every datagram is an entry of its own.
 ///
 /// # Errors
 ///
-/// The OS error of the first run, when not even that one was sent. `EIO`, `EINVAL`,
+/// The OS error of the first entry, when not even that one was sent. `EIO`, `EINVAL`,
 /// `EOPNOTSUPP` or `ENOPROTOOPT` on a run of two or more mean the path cannot segment
-/// ([`gso_refused`]); the caller then sends without GSO.
+/// ([`gso_refused`]); the caller then sends without `segment`.
 #[cfg(target_os = "linux")]
-pub(crate) fn send_many_gso(
+pub(crate) fn send_many(
     fd: BorrowedFd<'_>,
     msgs: &[Out<'_>],
     ctl: &SourceCtl,
+    segment: bool,
 ) -> io::Result<usize> {
     let n = msgs.len().min(BATCH);
     if n == 0 {
@@ -499,8 +443,7 @@ pub(crate) fn send_many_gso(
     ) = unsafe { (mem::zeroed(), mem::zeroed(), mem::zeroed()) };
     let mut ctls = [GsoCtlBuf([0; 96]); BATCH];
     let mut runs = [0usize; BATCH];
-    let (control, controllen) = ctl.raw();
-    let pin_len = controllen;
+    let (control, pin_len) = ctl.raw();
     // SAFETY: CMSG_SPACE / CMSG_LEN are pure arithmetic on their argument.
     let (seg_space, seg_len) = unsafe {
         (
@@ -510,7 +453,7 @@ pub(crate) fn send_many_gso(
     };
     let (mut i, mut h) = (0, 0);
     while i < n {
-        let run = gso_run(&msgs[i..n]);
+        let run = if segment { gso_run(&msgs[i..n]) } else { 1 };
         for (k, out) in msgs[i..i + run].iter().enumerate() {
             iovs[i + k] = libc::iovec {
                 iov_base: out.data.as_ptr().cast_mut().cast(),
@@ -527,7 +470,7 @@ pub(crate) fn send_many_gso(
         if run == 1 {
             // One control buffer shared by such messages: the kernel only reads it.
             hdr.msg_control = control;
-            hdr.msg_controllen = controllen as _;
+            hdr.msg_controllen = pin_len as _;
         } else {
             let buf = &mut ctls[h].0;
             debug_assert!(pin_len + seg_space <= buf.len(), "pin + UDP_SEGMENT fit");
@@ -581,7 +524,7 @@ pub(crate) fn send_many_gso(
     Ok(runs[..(sent as usize).min(h)].iter().sum())
 }
 
-/// Whether `err` from [`send_many_gso`] means this socket's path cannot do UDP GSO (old
+/// Whether `err` from [`send_many`] with `segment` means this socket's path cannot do UDP GSO (old
 /// kernel, no checksum offload, a segment above the path MTU, IPsec).
 #[cfg(target_os = "linux")]
 pub(crate) fn gso_refused(err: &io::Error) -> bool {
