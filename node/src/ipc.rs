@@ -305,6 +305,8 @@ pub struct Session {
     /// this connection is read meanwhile, so its requests stay in order and the memory is
     /// one request.
     pub parked: Option<Vec<u8>>,
+    /// In [`Ipc`]'s list of connections to wake at the end of the pass.
+    wake_noted: bool,
 }
 
 impl Session {
@@ -444,6 +446,7 @@ impl Ipc {
                 replies: VecDeque::new(),
                 more: false,
                 parked: None,
+                wake_noted: false,
             },
         );
     }
@@ -458,20 +461,9 @@ impl Ipc {
     pub fn flush_wakes(&mut self) {
         for id in self.to_wake.drain(..) {
             if let Some(s) = self.sessions.get_mut(&id) {
+                s.wake_noted = false;
                 s.conn.flush_wakes();
             }
-        }
-    }
-
-    /// Notes `id` for [`Ipc::flush_wakes`] if its last operation collected a wake-up.
-    fn note_wake(&mut self, id: u64) {
-        if self
-            .sessions
-            .get(&id)
-            .is_some_and(|s| s.conn.wake_pending())
-            && !self.to_wake.contains(&id)
-        {
-            self.to_wake.push(id);
         }
     }
 
@@ -483,7 +475,7 @@ impl Ipc {
         match s.conn.try_recv_request_into(&mut buf) {
             Ok(true) => {
                 self.stats.requests += 1;
-                self.note_wake(id);
+                note_wake(&mut self.to_wake, id, s);
                 Some(buf)
             }
             Ok(false) => None,
@@ -523,7 +515,7 @@ impl Ipc {
         if failed {
             self.drop_session(id);
         } else {
-            self.note_wake(id);
+            note_wake(&mut self.to_wake, id, s);
         }
     }
 
@@ -547,9 +539,10 @@ impl Ipc {
             }
             Err(_) => {
                 self.drop_session(id);
+                return;
             }
         }
-        self.note_wake(id);
+        note_wake(&mut self.to_wake, id, s);
     }
 
     /// Sends `bytes` as an event to `id`, or queues it if the client is not reading; a
@@ -562,7 +555,7 @@ impl Ipc {
         match s.backlog.offer(bytes, now, |b| conn.send_event(b)) {
             Ok(Offered::Sent) => {
                 self.stats.events += 1;
-                self.note_wake(id);
+                note_wake(&mut self.to_wake, id, s);
             }
             Ok(Offered::Queued) => {
                 self.stats.events_full += 1;
@@ -615,6 +608,14 @@ impl Ipc {
     /// Connections dropped since the last call.
     pub fn take_dead(&mut self) -> Vec<(u64, Role)> {
         core::mem::take(&mut self.dead)
+    }
+}
+
+/// Notes session `id` for [`Ipc::flush_wakes`] if its last operation collected a wake-up.
+fn note_wake(to_wake: &mut Vec<u64>, id: u64, s: &mut Session) {
+    if !s.wake_noted && s.conn.wake_pending() {
+        s.wake_noted = true;
+        to_wake.push(id);
     }
 }
 
