@@ -40,7 +40,7 @@ use crate::cluster::{build_daemons, start_all};
 use crate::cmd::Cmd;
 use crate::failover::{corosync_version, joined_member, remove_shm, start_corosync};
 use crate::guard::Session;
-use crate::nodes::{self, BENCH_CPG, Cluster, MAX_NODES, Transport};
+use crate::nodes::{self, BENCH_CPG, Cluster, MAX_NODES, Transport, totem_option};
 use crate::{netns, unknown, value};
 
 /// The C twin of cpgbench, compiled against corosync's libcpg at run time.
@@ -172,11 +172,7 @@ pub(crate) fn parse<'a>(rest: &mut impl Iterator<Item = &'a str>) -> Result<Opti
             "--sync" => o.sync = true,
             "--totem" => {
                 let v = value(rest, t, "--totem")?;
-                let (k, val) = v
-                    .split_once('=')
-                    .filter(|(k, val)| !k.is_empty() && !val.is_empty())
-                    .ok_or_else(|| format!("{t}: --totem wants KEY=VALUE, got `{v}`"))?;
-                o.totem.push((k.to_owned(), val.to_owned()));
+                o.totem.push(totem_option(t, v)?);
             }
             other => return Err(unknown(t, other)),
         }

@@ -152,13 +152,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Sub, String> {
                     }
                     "--totem" => {
                         let v = value(&mut it, "cluster up", "--totem")?;
-                        let (k, val) = v
-                            .split_once('=')
-                            .filter(|(k, _)| !k.is_empty())
-                            .ok_or_else(|| {
-                                format!("cluster up: --totem wants KEY=VALUE, got `{v}`")
-                            })?;
-                        totem.push((k.to_owned(), val.to_owned()));
+                        totem.push(crate::nodes::totem_option("cluster up", v)?);
                     }
                     other => return Err(unknown("cluster up", other)),
                 }

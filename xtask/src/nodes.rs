@@ -330,7 +330,8 @@ pub(crate) struct Cluster {
     pub(crate) detach: bool,
     /// Whether the bridge was created by this cluster.
     bridge: bool,
-    /// Extra `key: value` lines for every node's `totem { }` (bench options; not saved).
+    /// Extra `key: value` lines for every node's `totem { }` (`--totem`; kept in the written
+    /// configs, which a restarted node reads again, not in the state file).
     pub(crate) totem_extra: Vec<(String, String)>,
 }
 
@@ -1338,4 +1339,12 @@ mod tests {
         assert!(conf.contains("ring0_addr: 127.0.0.2") && !conf.contains("token:"));
         assert!(!conf.contains("mcastaddr"));
     }
+}
+
+/// A `--totem KEY=VALUE` argument of `cmd`, as `(KEY, VALUE)` for [`Cluster::totem_extra`].
+pub(crate) fn totem_option(cmd: &str, v: &str) -> Result<(String, String), String> {
+    v.split_once('=')
+        .filter(|(k, val)| !k.is_empty() && !val.is_empty())
+        .map(|(k, val)| (k.to_owned(), val.to_owned()))
+        .ok_or_else(|| format!("{cmd}: --totem wants KEY=VALUE, got `{v}`"))
 }
