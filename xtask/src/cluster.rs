@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use crate::cmd::Cmd;
-use crate::nodes::{self, CLUSTER, Cluster, MAX_NODES, Ring, Transport, id_list};
+use crate::nodes::{self, CLUSTER, Cluster, MAX_NODES, Ring, Transport, id_list, totem_option};
 use crate::{netns, unknown, value};
 
 /// How long `up` (and `start`'s callers) wait for one ring.
@@ -152,7 +152,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Sub, String> {
                     }
                     "--totem" => {
                         let v = value(&mut it, "cluster up", "--totem")?;
-                        totem.push(crate::nodes::totem_option("cluster up", v)?);
+                        totem.push(totem_option("cluster up", v)?);
                     }
                     other => return Err(unknown("cluster up", other)),
                 }
