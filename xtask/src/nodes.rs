@@ -1282,6 +1282,14 @@ pub(crate) fn log_tail(cluster: &Cluster, id: u32, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// A `--totem KEY=VALUE` argument of `cmd`, as `(KEY, VALUE)` for [`Cluster::totem_extra`].
+pub(crate) fn totem_option(cmd: &str, v: &str) -> Result<(String, String), String> {
+    v.split_once('=')
+        .filter(|(k, val)| !k.is_empty() && !val.is_empty())
+        .map(|(k, val)| (k.to_owned(), val.to_owned()))
+        .ok_or_else(|| format!("{cmd}: --totem wants KEY=VALUE, got `{v}`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1339,12 +1347,4 @@ mod tests {
         assert!(conf.contains("ring0_addr: 127.0.0.2") && !conf.contains("token:"));
         assert!(!conf.contains("mcastaddr"));
     }
-}
-
-/// A `--totem KEY=VALUE` argument of `cmd`, as `(KEY, VALUE)` for [`Cluster::totem_extra`].
-pub(crate) fn totem_option(cmd: &str, v: &str) -> Result<(String, String), String> {
-    v.split_once('=')
-        .filter(|(k, val)| !k.is_empty() && !val.is_empty())
-        .map(|(k, val)| (k.to_owned(), val.to_owned()))
-        .ok_or_else(|| format!("{cmd}: --totem wants KEY=VALUE, got `{v}`"))
 }
