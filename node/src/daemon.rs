@@ -415,14 +415,15 @@ impl<T: Link> Daemon<T> {
         // A few events (a quiet ring) are handed over first: the client's delivery then
         // does not wait behind the send system calls, which on a veth path run the
         // receivers' network stack too.
-        let delivered: usize = events
-            .iter()
-            .map(|e| match e {
-                Event::Deliver(d) => d.payload.len(),
-                _ => 0,
-            })
-            .sum();
-        let few = events.len() <= FEW_EVENTS && delivered <= FEW_BYTES;
+        let few = events.len() <= FEW_EVENTS
+            && events
+                .iter()
+                .map(|e| match e {
+                    Event::Deliver(d) => d.payload.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+                <= FEW_BYTES;
         if !few {
             self.send_ring_output(t);
         }
