@@ -493,7 +493,7 @@ impl<T: Link> Daemon<T> {
         loop {
             let ring = &mut self.ring;
             self.services
-                .flush_multicasts(|service, payload, g| ring.submit(service, payload, g));
+                .flush_multicasts(|service, payload, g| ring.offer(service, payload, g));
             self.services
                 .set_flow_control(self.ring.queued_bytes() > self.flow_threshold);
             let now = self.clock.now();

@@ -72,7 +72,7 @@ pub(crate) fn scenario() -> Result<(), &'static str> {
             services.handle_ring_event(ev);
         }
         while ring.poll_transmit().is_some() {}
-        services.flush_multicasts(|s, p, g| ring.submit(s, p, g));
+        services.flush_multicasts(|s, p, g| ring.offer(s, p, g));
         while let Some(a) = services.poll_action() {
             match a {
                 Action::Reply { .. } => replies += 1,

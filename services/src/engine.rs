@@ -194,6 +194,11 @@ impl Outbox {
         self.multicasts.pop_front()
     }
 
+    /// Puts back a multicast [`Outbox::pop_multicast`] took, as the oldest again.
+    pub fn unpop_multicast(&mut self, m: Outgoing) {
+        self.multicasts.push_front(m);
+    }
+
     /// The oldest multicast, left in place.
     pub fn peek_multicast(&self) -> Option<&Outgoing> {
         self.multicasts.front()

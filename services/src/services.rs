@@ -35,9 +35,11 @@ use core::fmt;
 
 use bytes::Bytes;
 use totem_proto::{Guarantee, NodeId, RingId, ServiceId};
-use totem_ring::{Configuration, ConfigurationKind, Delivery, Event, SubmitError};
+use totem_ring::{Configuration, ConfigurationKind, Delivery, Event, Refused, SubmitError};
 
-use crate::engine::{Action, ConnId, Credentials, Outbox, ServiceEngine, SyncProgress, service_id};
+use crate::engine::{
+    Action, ConnId, Credentials, Outbox, Outgoing, ServiceEngine, SyncProgress, service_id,
+};
 use crate::sync::SyncMessage;
 
 /// Counters of the dispatcher (what node/ publishes under `runtime.services.`).
@@ -388,29 +390,41 @@ impl Services {
 
     // ---- outputs ----
 
-    /// Submits queued multicasts, oldest first, through `submit` (the ring's `submit`),
-    /// until it pushes back. A message refused as too large is dropped and counted (an
+    /// Submits queued multicasts, oldest first, through `offer` (the ring's
+    /// [`offer`](totem_ring::Ring::offer)), until it pushes back. A message refused as too large is dropped and counted (an
     /// engine bug: engines check sizes against the ring's limit before queuing).
     pub fn flush_multicasts(
         &mut self,
-        mut submit: impl FnMut(ServiceId, Bytes, Guarantee) -> Result<(), SubmitError>,
+        mut offer: impl FnMut(ServiceId, Bytes, Guarantee) -> Result<(), Refused>,
     ) -> Flushed {
         let mut flushed = Flushed::default();
-        while let Some(m) = self.out.peek_multicast() {
-            match submit(m.service, m.payload.clone(), m.guarantee) {
+        // Each message moves to the ring (a clone would cost a unique buffer a shared
+        // header: an allocation per message); a refused one comes back to the front.
+        while let Some(m) = self.out.pop_multicast() {
+            let (service, guarantee) = (m.service, m.guarantee);
+            match offer(service, m.payload, guarantee) {
                 Ok(()) => flushed.submitted += 1,
-                Err(SubmitError::TooLarge { max }) => {
+                Err(Refused {
+                    error: SubmitError::TooLarge { max },
+                    payload,
+                }) => {
                     self.stats.multicast_too_large += 1;
                     error!(
                         "services: service {} multicast {} bytes, above the ring's {}; dropped",
-                        m.service.0,
-                        m.payload.len(),
+                        service.0,
+                        payload.len(),
                         max
                     );
                 }
-                Err(_) => break,
+                Err(Refused { payload, .. }) => {
+                    self.out.unpop_multicast(Outgoing {
+                        service,
+                        payload,
+                        guarantee,
+                    });
+                    break;
+                }
             }
-            self.out.pop_multicast();
         }
         flushed.pending = self.out.multicasts_len();
         self.update_flow_control();

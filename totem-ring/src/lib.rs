@@ -57,7 +57,7 @@ pub use config::{
     Config, ConfigError, Effective, MAX_RETRANSMIT_WINDOW, MINIMUM_HOLD, MINIMUM_TIMEOUT,
 };
 pub use event::{Configuration, ConfigurationKind, Delivery, Event, Transmit};
-pub use ring::{Ring, State, SubmitError};
+pub use ring::{Refused, Ring, State, SubmitError};
 pub use stats::Stats;
 pub use totem_transport::{Dest, PeerAddr};
 

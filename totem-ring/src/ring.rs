@@ -72,6 +72,16 @@ pub enum SubmitError {
     Closed,
 }
 
+/// A message [`Ring::offer`] did not queue, handed back with the reason: the caller keeps
+/// it for later without having had to clone it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub error: SubmitError,
+    /// The message, as offered.
+    pub payload: Bytes,
+}
+
 impl fmt::Display for SubmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -461,18 +471,31 @@ impl Ring {
         payload: Bytes,
         guarantee: Guarantee,
     ) -> Result<(), SubmitError> {
+        self.offer(service, payload, guarantee).map_err(|r| r.error)
+    }
+
+    /// [`submit`](Self::submit) that hands a refused message back.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit), with the message.
+    pub fn offer(
+        &mut self,
+        service: ServiceId,
+        payload: Bytes,
+        guarantee: Guarantee,
+    ) -> Result<(), Refused> {
+        let refuse = |error, payload| Err(Refused { error, payload });
         if self.state == State::Left {
-            return Err(SubmitError::Closed);
+            return refuse(SubmitError::Closed, payload);
         }
         if payload.len() > self.cfg.max_message_len {
             self.stats.submit_too_large += 1;
-            return Err(SubmitError::TooLarge {
-                max: self.cfg.max_message_len,
-            });
+            let max = self.cfg.max_message_len;
+            return refuse(SubmitError::TooLarge { max }, payload);
         }
         if self.outq.bytes() + payload.len() > self.cfg.send_queue_bytes {
             self.stats.submit_backpressure += 1;
-            return Err(SubmitError::Backpressure);
+            return refuse(SubmitError::Backpressure, payload);
         }
         // An unknown guarantee cannot be honoured; treat it as the stronger one.
         let guarantee = if guarantee == Guarantee::Agreed {

@@ -253,10 +253,11 @@ int main(int argc, char **argv) {
                     if (t < next_at) { double w = (next_at < end ? next_at : end) - t; pump((int)(w * 1000) + (w > 0 ? 1 : 0)); continue; }
                     next_at += 1.0 / rate; if (t > next_at + 1.0) next_at = t + 1.0 / rate;
                 }
-                uint8_t hdr[HEADER_LEN]; header_t h = { K_DATA, run, size, my_seq, now_ns(), bh }; encode(hdr, &h);
+                /* One clock read per message (t), as the Rust cpgbench. */
+                uint8_t hdr[HEADER_LEN]; header_t h = { K_DATA, run, size, my_seq, (uint64_t)((t - epoch) * 1e9), bh }; encode(hdr, &h);
                 struct iovec iov[2] = { { hdr, HEADER_LEN }, { body, blen } };
                 send_iov(iov, blen ? 2 : 1); sent++; since++;
-                if (rate <= 0 && (since >= 16 || now_s() - last_drain >= 0.001)) { pump(0); since = 0; last_drain = now_s(); }
+                if (rate <= 0 && (since >= 16 || t - last_drain >= 0.001)) { pump(0); since = 0; last_drain = t; }
             }
             free(body);
             send_control(K_END, run, size, sent, 0);

@@ -421,7 +421,7 @@ impl<'a, D: Device> Appliance<'a, D> {
     fn settle(&mut self) {
         let ring = &mut self.ring;
         self.services
-            .flush_multicasts(|service, payload, g| ring.submit(service, payload, g));
+            .flush_multicasts(|service, payload, g| ring.offer(service, payload, g));
         self.services
             .set_flow_control(self.ring.queued_bytes() > self.flow_threshold);
         while let Some(action) = self.services.poll_action() {

@@ -30,9 +30,10 @@
 //! the call simply takes longer (corosync's answer is still handled, for other daemons).
 //!
 //! **Queued multicasts.** [`Cpg::mcast_queued`] puts the request in the ring and returns
-//! without waiting for the reply (read later, in order, by the next call), so a sender
-//! pays one copy into shared memory per message instead of a round trip: for small
-//! messages this is several times faster. The daemon takes them in order; while the ring
+//! without waiting for the daemon, so a sender pays one copy into shared memory per message
+//! instead of a round trip: for small messages this is several times faster. The daemon
+//! answers a queued multicast only when it fails (read by the next call); the reply to any
+//! later call shows that every earlier one was taken. The daemon takes them in order; while the ring
 //! is flow-controlled it stops reading them, the request ring fills, and `mcast_queued`
 //! answers [`Error::TryAgain`] (the message was not queued; retry it). [`Cpg::flush`]
 //! waits until every queued multicast was taken. An error of a queued multicast (the group
@@ -141,50 +142,85 @@ pub struct Cpg {
     queue: Queued,
 }
 
-/// Queued multicasts ([`Cpg::mcast_queued`], [`ZcBuffer::mcast_queued`]) whose reply has
-/// not been read yet.
+/// Queued multicasts ([`Cpg::mcast_queued`], [`ZcBuffer::mcast_queued`]) not yet known to
+/// be taken. They go as `McastQueued` requests, which the daemon answers only when one
+/// fails; the reply to any later request shows that every earlier one was taken.
 #[derive(Debug, Default)]
 struct Queued {
-    /// How many.
+    /// How many were sent since the last reply to another request.
     count: usize,
     /// The first error one of them got, reported by the next queued send or flush.
     error: Option<Error>,
-    /// Where their replies are read (kept: no allocation per reply).
+    /// Where their failures are read (kept: no allocation per reply).
     reply_buf: Vec<u8>,
 }
 
 impl Queued {
-    /// Reads the replies of queued multicasts: those already there, or (`wait`) all.
-    fn reap(&mut self, client: &mut Client, wait: bool) -> Result<(), Error> {
-        while self.count > 0 {
-            if wait {
-                self.reply_buf = client.recv_response(None)?;
-            } else if !client.try_recv_response_into(&mut self.reply_buf)? {
-                return Ok(());
-            }
-            self.count -= 1;
+    /// Reads the failures of queued multicasts that are already there, without waiting.
+    fn reap(&mut self, client: &mut Client) -> Result<(), Error> {
+        while client.try_recv_response_into(&mut self.reply_buf)? {
             let reply = Response::parse(&self.reply_buf)?;
-            let error = if reply.code != RequestCode::Mcast {
-                Some(Error::Protocol(
-                    "a queued multicast's reply answers another request",
-                ))
-            } else if reply.error == CsError::TryAgain {
-                // totemd holds a multicast under flow control instead; a daemon that does
-                // not has dropped this one while later ones may have gone out.
-                Some(Error::Protocol(
-                    "a queued multicast was refused with TRY_AGAIN: this daemon does not hold \
-                     multicasts under flow control (use mcast)",
-                ))
-            } else if reply.error != CsError::Ok {
-                Some(Error::from_cs(reply.error))
-            } else {
-                None
-            };
-            if self.error.is_none() {
-                self.error = error;
+            if reply.code != RequestCode::McastQueued {
+                return Err(Error::Protocol("a reply to no request"));
             }
+            self.note(reply.error);
         }
         Ok(())
+    }
+
+    /// Waits for the reply to the request just sent, whose code is `code`, noting the
+    /// failures of queued multicasts that come before it. Afterwards every queued multicast
+    /// was taken.
+    fn answer(&mut self, client: &mut Client, code: RequestCode) -> Result<Response, Error> {
+        loop {
+            let raw = client.recv_response(None)?;
+            let reply = Response::parse(&raw)?;
+            if reply.code == RequestCode::McastQueued && code != RequestCode::McastQueued {
+                self.note(reply.error);
+                continue;
+            }
+            self.count = 0;
+            if reply.code != code {
+                return Err(Error::Protocol("the reply answers another request"));
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// A queued multicast failed with `error`; the first failure is kept.
+    fn note(&mut self, error: CsError) {
+        let error = if error == CsError::TryAgain {
+            // totemd holds a multicast under flow control instead; a daemon that does not
+            // has dropped this one while later ones may have gone out.
+            Some(Error::Protocol(
+                "a queued multicast was refused with TRY_AGAIN: this daemon does not hold \
+                 multicasts under flow control (use mcast)",
+            ))
+        } else if error != CsError::Ok {
+            Some(Error::from_cs(error))
+        } else {
+            None
+        };
+        if self.error.is_none() {
+            self.error = error;
+        }
+    }
+
+    /// Sends `request` (whose code is `code`) and waits for its reply. While the request
+    /// ring is full, reads queued multicasts' failures: the daemon takes a request only
+    /// when its reply fits, so unread ones could stop it for ever.
+    fn call(
+        &mut self,
+        client: &mut Client,
+        request: &[u8],
+        code: RequestCode,
+    ) -> Result<Response, Error> {
+        self.reap(client)?;
+        while !client.wait_request_room(request.len(), None)? {
+            self.reap(client)?;
+        }
+        client.send_request(request, None)?;
+        self.answer(client, code)
     }
 }
 
@@ -362,7 +398,7 @@ impl Cpg {
         guarantee: Guarantee,
         parts: &[&[u8]],
     ) -> Result<(), Error> {
-        self.queue.reap(&mut self.client, false)?;
+        self.queue.reap(&mut self.client)?;
         if let Some(e) = self.queue.error.take() {
             return Err(e);
         }
@@ -371,17 +407,26 @@ impl Cpg {
         buf.mcast_queued(guarantee)
     }
 
-    /// Waits until the daemon took every queued multicast.
+    /// Waits until the daemon took every queued multicast (one round trip, if any was
+    /// queued since the last reply).
     ///
     /// # Errors
     /// The first error a queued multicast got (the later ones were still sent), or a
     /// connection error.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.queue.reap(&mut self.client, true)?;
+        if self.queue.count > 0 && !self.finalized {
+            // Any request's reply comes after the queued ones were taken; this one is the
+            // cheapest.
+            let request = Request::FlowControlGet.emit();
+            self.queue
+                .call(&mut self.client, &request, RequestCode::FlowControlGet)?;
+        }
+        self.queue.reap(&mut self.client)?;
         self.queue.error.take().map_or(Ok(()), Err)
     }
 
-    /// Queued multicasts not yet answered (taken by the daemon or not).
+    /// Queued multicasts not yet known to be taken by the daemon: those sent since the
+    /// last reply to another call.
     pub fn queued(&self) -> usize {
         self.queue.count
     }
@@ -613,13 +658,8 @@ impl Cpg {
         if self.finalized {
             return Err(Error::BadHandle);
         }
-        // Replies come in request order: the queued multicasts' come first.
-        self.queue.reap(&mut self.client, true)?;
-        let raw = self.client.request(request)?;
-        let reply = Response::parse(&raw)?;
-        if reply.code != code {
-            return Err(Error::Protocol("the reply answers another request"));
-        }
+        // Replies come in request order: queued multicasts' failures come first.
+        let reply = self.queue.call(&mut self.client, request, code)?;
         if reply.error != CsError::Ok {
             return Err(Error::from_cs(reply.error));
         }
@@ -636,8 +676,7 @@ fn total_len(parts: &[&[u8]]) -> Result<usize, Error> {
 }
 
 fn decode_event(buf: Vec<u8>) -> Result<Event, Error> {
-    let bytes = Bytes::from(buf);
-    Ok(CpgEvent::parse(&bytes)?.into())
+    Ok(CpgEvent::parse_owned(Bytes::from(buf))?.into())
 }
 
 impl AsFd for Cpg {

@@ -15,7 +15,7 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 
 use ipc_shm::RequestSlot;
-use services::cpg::wire::{CsError, MCAST_HEADER_LEN, RequestCode, Response};
+use services::cpg::wire::{CsError, MCAST_HEADER_LEN, RequestCode};
 use services::wire::WIRE_VERSION;
 
 use super::{Cpg, GroupArg, Guarantee, MAX_NAME_LEN, Queued};
@@ -23,6 +23,9 @@ use crate::Error;
 
 /// Byte of the Mcast request that holds the guarantee (after version and code).
 const GUARANTEE_AT: usize = 2;
+
+/// Where the request code sits in the Mcast request header.
+const CODE_AT: usize = 1;
 
 /// A multicast being written in place, in the connection's shared request ring
 /// ([`Cpg::zcb_alloc`]). Derefs to its payload, `&mut [u8]` of the length asked for.
@@ -113,15 +116,12 @@ impl Cpg {
         let total = header + len;
         // Replies already there first: the response ring keeps room, and a queued
         // multicast's error is current for mcast_queued.
-        self.queue.reap(&mut self.client, false)?;
+        self.queue.reap(&mut self.client)?;
         if wait {
             // The daemon takes a request only when its reply fits: read replies while
             // waiting for room, or a full response ring would stop it for ever.
             while !self.client.wait_request_room(total, None)? {
-                if self.queue.count == 0 {
-                    return Err(Error::Protocol("a reply to no request"));
-                }
-                self.queue.reap(&mut self.client, false)?;
+                self.queue.reap(&mut self.client)?;
             }
         }
         let mut slot = self.client.try_reserve_request(total)?;
@@ -203,13 +203,8 @@ impl ZcBuffer<'_> {
         } = self;
         slot[GUARANTEE_AT] = guarantee.wire().into();
         let client = slot.commit();
-        // Replies come in request order: the queued multicasts' come first.
-        queue.reap(client, true)?;
-        let raw = client.recv_response(None)?;
-        let reply = Response::parse(&raw)?;
-        if reply.code != RequestCode::Mcast {
-            return Err(Error::Protocol("the reply answers another request"));
-        }
+        // Replies come in request order: queued multicasts' failures come first.
+        let reply = queue.answer(client, RequestCode::Mcast)?;
         if reply.error != CsError::Ok {
             return Err(Error::from_cs(reply.error));
         }
@@ -231,6 +226,7 @@ impl ZcBuffer<'_> {
         if let Some(e) = queue.error.take() {
             return Err(e);
         }
+        slot[CODE_AT] = RequestCode::McastQueued.into();
         slot[GUARANTEE_AT] = guarantee.wire().into();
         slot.commit();
         queue.count += 1;

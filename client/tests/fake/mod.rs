@@ -399,7 +399,7 @@ impl Driver {
             let ring = &mut self.ring;
             let f = self
                 .services
-                .flush_multicasts(|service, payload, g| ring.submit(service, payload, g));
+                .flush_multicasts(|service, payload, g| ring.offer(service, payload, g));
             moved |= f.submitted > 0;
             let on = match flow.load(Ordering::Acquire) {
                 FLOW_ON => true,

@@ -58,7 +58,8 @@ use crate::engine::{ConnId, Credentials, Outbox, ServiceEngine, SyncProgress, se
 use crate::wire::GroupName;
 use wire::{
     Confchg, CpgEvent, CpgGuarantee, CsError, DELIVER_INITIAL_TOTEM_CONF, ExecMessage,
-    IterationType, Member, Reason, Request, RequestCode, Response, ResponseBody,
+    IterationType, McastHead, McastRequestHead, Member, Reason, Request, RequestCode, Response,
+    ResponseBody,
 };
 
 /// Limits of the CPG engine.
@@ -178,7 +179,20 @@ pub struct Cpg {
     /// Their members are reported as gone (NODEDOWN) and back (NODEUP), never as if they
     /// had stayed: they delivered messages we did not (virtual synchrony).
     departed: BTreeSet<NodeId>,
+    /// Where the last delivered multicast went, reused while only multicasts happen.
+    route: Option<Route>,
     stats: CpgStats,
+}
+
+/// The local receivers of one group and the last sender checked to be its member: a burst
+/// of messages to a group routes with one lookup. Valid only while nothing but multicasts
+/// has happened (sending or delivering one changes no membership); every other request,
+/// delivery, connection change and sync step clears it ([`Cpg::reroute`]).
+#[derive(Debug)]
+struct Route {
+    group: GroupName,
+    sender: Member,
+    receivers: Vec<ConnId>,
 }
 
 impl Cpg {
@@ -198,6 +212,7 @@ impl Cpg {
             flow_control: false,
             totem: None,
             last_members: Vec::new(),
+            route: None,
             departed: BTreeSet::new(),
             stats: CpgStats::default(),
         }
@@ -240,20 +255,33 @@ impl Cpg {
             reply(out, conn, Response::error(code, CsError::BadHandle));
             return;
         }
-        let req = match Request::parse(&bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                self.stats.bad_requests += 1;
-                debug!("cpg: {}: undecodable request: {}", conn, e);
-                let code = wire::raw_request_code(&bytes);
-                reply(
-                    out,
-                    conn,
-                    Response::error(code, wire::decode_error_reply(e)),
-                );
-                return;
-            }
+        // The hot path: a multicast is read in place, so its buffer stays unshared and
+        // becomes the exec message without a copy or an allocation.
+        let code = wire::raw_request_code(&bytes);
+        let parsed = if wire::is_mcast_request(&bytes) {
+            McastRequestHead::parse(&bytes).map(|head| {
+                let result = self.mcast(conn, head.guarantee, &head.group, bytes, out);
+                // A queued multicast is answered only when it fails.
+                if head.code == RequestCode::Mcast || result.is_err() {
+                    answer(out, conn, code, result);
+                }
+            })
+        } else {
+            Request::parse(&bytes).map(|req| self.request_parsed(conn, req, bytes, out))
         };
+        if let Err(e) = parsed {
+            self.stats.bad_requests += 1;
+            debug!("cpg: {}: undecodable request: {}", conn, e);
+            reply(
+                out,
+                conn,
+                Response::error(code, wire::decode_error_reply(e)),
+            );
+        }
+    }
+
+    fn request_parsed(&mut self, conn: ConnId, req: Request, bytes: Bytes, out: &mut Outbox) {
+        self.reroute();
         let code = req.code();
         let result = match req {
             Request::Initialize { flags, .. } => self.initialize(conn, flags),
@@ -265,7 +293,13 @@ impl Cpg {
             }
             Request::Join { group } => self.join(conn, group, out),
             Request::Leave { group } => self.leave(conn, &group, out),
+            // Routed to `mcast` before parsing (`request`); handled alike if not.
             Request::Mcast {
+                guarantee,
+                group,
+                payload,
+            }
+            | Request::McastQueued {
                 guarantee,
                 group,
                 payload,
@@ -273,7 +307,11 @@ impl Cpg {
                 // Let go of the payload slice first, so the request buffer is unique again
                 // and becomes the exec message in place.
                 drop(payload);
-                self.mcast(conn, guarantee, &group, bytes, out)
+                let result = self.mcast(conn, guarantee, &group, bytes, out);
+                if code == RequestCode::McastQueued && result.is_ok() {
+                    return;
+                }
+                result
             }
             Request::MembershipGet { group } => Ok(ResponseBody::Members(self.members(&group))),
             Request::LocalGet => Ok(ResponseBody::LocalNode(self.node_id)),
@@ -293,11 +331,7 @@ impl Cpg {
             )),
         };
         let succeeded = result.is_ok();
-        let response = match result {
-            Ok(body) => Response::ok(code, body),
-            Err(e) => Response::error(code, e),
-        };
-        reply(out, conn, response);
+        answer(out, conn, code, result);
         if code == RequestCode::Initialize && succeeded {
             self.initial_totem_confchg(conn, out);
         }
@@ -523,6 +557,18 @@ impl Cpg {
     // ---- delivered messages ----
 
     fn deliver(&mut self, d: Delivery, out: &mut Outbox) {
+        // The hot path: a multicast is routed from its head; the delivered buffer is the
+        // Deliver event, handed to every local receiver without a copy.
+        match McastHead::parse_exec(&d.payload) {
+            Ok(Some(head)) => return self.deliver_mcast(&d, head, out),
+            Ok(None) => {}
+            Err(e) => {
+                self.stats.bad_messages += 1;
+                warn!("cpg: undecodable message from node {}: {}", d.sender.0, e);
+                return;
+            }
+        }
+        self.reroute();
         let msg = match ExecMessage::parse(&d.payload) {
             Ok(m) => m,
             Err(e) => {
@@ -543,34 +589,62 @@ impl Cpg {
             ExecMessage::JoinList { ring_id, entries } => {
                 self.joinlist(d.sender, ring_id, entries);
             }
-            ExecMessage::Mcast(m) => {
-                if m.sender.node != d.sender {
-                    self.stats.bad_messages += 1;
-                    warn!(
-                        "cpg: node {} sent a message claiming node {}",
-                        d.sender.0, m.sender.node.0
-                    );
-                    return;
-                }
-                if !self
-                    .view
-                    .get(&m.group)
-                    .is_some_and(|s| s.contains(&m.sender))
-                {
-                    self.stats.mcast_not_member += 1;
-                    debug!(
-                        "cpg: message to {} from non-member {}:{}",
-                        m.group, m.sender.node.0, m.sender.pid
-                    );
-                    return;
-                }
-                // The delivered buffer is the Deliver event: no copy per receiver.
-                for conn in self.receivers(&m.group) {
-                    self.stats.delivered += 1;
-                    out.event(conn, d.payload.clone());
+            // Routed above; a message that parses fully parses its head too.
+            ExecMessage::Mcast(_) => {}
+        }
+    }
+
+    /// A multicast delivered by the ring: to every local receiver of its group, if its
+    /// sender is a member.
+    fn deliver_mcast(&mut self, d: &Delivery, head: McastHead, out: &mut Outbox) {
+        if head.sender.node != d.sender {
+            self.stats.bad_messages += 1;
+            warn!(
+                "cpg: node {} sent a message claiming node {}",
+                d.sender.0, head.sender.node.0
+            );
+            return;
+        }
+        let known = self
+            .route
+            .as_ref()
+            .is_some_and(|r| r.group == head.group && r.sender == head.sender);
+        if !known {
+            if !self
+                .view
+                .get(&head.group)
+                .is_some_and(|s| s.contains(&head.sender))
+            {
+                self.stats.mcast_not_member += 1;
+                debug!(
+                    "cpg: message to {} from non-member {}:{}",
+                    head.group, head.sender.node.0, head.sender.pid
+                );
+                return;
+            }
+            let same_group = self.route.as_ref().is_some_and(|r| r.group == head.group);
+            match &mut self.route {
+                Some(r) if same_group => r.sender = head.sender,
+                _ => {
+                    self.route = Some(Route {
+                        receivers: self.receivers(&head.group),
+                        group: head.group,
+                        sender: head.sender,
+                    });
                 }
             }
         }
+        if let Some(r) = &self.route {
+            for conn in &r.receivers {
+                self.stats.delivered += 1;
+                out.event(*conn, d.payload.clone());
+            }
+        }
+    }
+
+    /// Forgets the cached route: membership or connections may change.
+    fn reroute(&mut self) {
+        self.route = None;
     }
 
     /// `member` joined `group` (corosync `do_proc_join`).
@@ -701,6 +775,7 @@ impl ServiceEngine for Cpg {
     }
 
     fn on_connect(&mut self, conn: ConnId, creds: Credentials, _out: &mut Outbox) {
+        self.reroute();
         self.conns.insert(
             conn,
             Conn {
@@ -718,6 +793,7 @@ impl ServiceEngine for Cpg {
     }
 
     fn on_disconnect(&mut self, conn: ConnId, out: &mut Outbox) {
+        self.reroute();
         self.release(conn, out);
     }
 
@@ -732,19 +808,23 @@ impl ServiceEngine for Cpg {
         ring_id: RingId,
         _out: &mut Outbox,
     ) {
+        self.reroute();
         self.begin_round(transitional, members, ring_id);
     }
 
     fn sync_process(&mut self, out: &mut Outbox) -> SyncProgress {
+        self.reroute();
         self.send_joinlist(out);
         SyncProgress::Done
     }
 
     fn sync_activate(&mut self, out: &mut Outbox) {
+        self.reroute();
         self.activate_round(out);
     }
 
     fn sync_abort(&mut self, _out: &mut Outbox) {
+        self.reroute();
         self.round = None;
     }
 
@@ -757,6 +837,20 @@ impl ServiceEngine for Cpg {
         // there is no room for the largest one.
         !self.settled && self.held_bytes + self.config.max_message_len > self.config.max_held_bytes
     }
+}
+
+/// Replies to request `code` with its result.
+fn answer(
+    out: &mut Outbox,
+    conn: ConnId,
+    code: RequestCode,
+    result: Result<ResponseBody, CsError>,
+) {
+    let response = match result {
+        Ok(body) => Response::ok(code, body),
+        Err(e) => Response::error(code, e),
+    };
+    reply(out, conn, response);
 }
 
 fn reply(out: &mut Outbox, conn: ConnId, response: Response) {

@@ -11,7 +11,7 @@ use totem_ring::Delivery;
 
 use super::wire::{
     Address, CpgEvent, CpgGuarantee, CsError, ExecMessage, IterationType, McastMessage, Member,
-    Reason, Request, Response, ResponseBody,
+    Reason, Request, RequestCode, Response, ResponseBody,
 };
 use super::{Cpg, CpgConfig};
 use crate::wire::GroupName;
@@ -480,4 +480,65 @@ fn a_node_away_during_an_aborted_round_is_reported_down_and_up() {
     // A configuration change where node 2 stays: nothing to report for it.
     h.round(&[1, 2], &[1, 2], &[(2, vec![(g("g"), 20)])]);
     assert_eq!(h.left_and_joined(conn), (vec![], vec![]));
+}
+
+/// What a queued multicast's request gets back: nothing when it is taken (a sender with many
+/// in flight reads no reply per message), an `McastQueued` reply with the error when not.
+#[test]
+fn queued_multicasts_are_answered_only_when_they_fail() {
+    let (mut h, conn) = settled_with_member();
+    let queued = |group: &str| Request::McastQueued {
+        guarantee: CpgGuarantee::Agreed,
+        group: g(group),
+        payload: Bytes::from_static(b"hello"),
+    };
+    h.cpg.on_request(conn, queued("g").emit(), &mut h.out);
+    assert_eq!(h.out.actions_len(), 0, "no reply to a queued multicast taken");
+    assert_eq!(h.loop_back(), 1);
+    match h.events(conn).as_slice() {
+        [CpgEvent::Deliver(d)] => assert_eq!(&d.payload[..], b"hello"),
+        other => panic!("{other:?}"),
+    }
+    // Not a member of that group: refused, and said so.
+    let reply = h.call(conn, &queued("other"));
+    assert_eq!(
+        (reply.code, reply.error),
+        (RequestCode::McastQueued, CsError::NotExist)
+    );
+    assert_eq!(h.out.multicasts_len(), 0);
+}
+
+/// Deliveries to one group reuse its receivers, yet follow every membership change between
+/// them: a process that joins gets the next message, one that left does not.
+#[test]
+fn deliveries_follow_membership_changes_between_messages() {
+    let (mut h, a) = settled_with_member();
+    let send = |h: &mut Harness, conn, text: &'static [u8]| {
+        let req = Request::Mcast {
+            guarantee: CpgGuarantee::Agreed,
+            group: g("g"),
+            payload: Bytes::from_static(text),
+        };
+        assert_eq!(h.call(conn, &req).error, CsError::Ok);
+        h.loop_back();
+    };
+    let delivered = |h: &mut Harness, conn| {
+        h.events(conn)
+            .into_iter()
+            .filter(|e| matches!(e, CpgEvent::Deliver(_)))
+            .count()
+    };
+    send(&mut h, a, b"one");
+    send(&mut h, a, b"two");
+    assert_eq!(delivered(&mut h, a), 2);
+    let b = h.connect(2, 20);
+    assert_eq!(h.call(b, &Request::Join { group: g("g") }).error, CsError::Ok);
+    h.loop_back();
+    send(&mut h, a, b"three");
+    assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (1, 1));
+    assert_eq!(h.call(a, &Request::Leave { group: g("g") }).error, CsError::Ok);
+    h.loop_back();
+    h.events(a);
+    send(&mut h, b, b"four");
+    assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (0, 1));
 }

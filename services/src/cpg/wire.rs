@@ -47,7 +47,7 @@
 
 use alloc::vec::Vec;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use totem_proto::{NodeId, RingId};
 
 use crate::wire::{
@@ -82,6 +82,10 @@ enum_with_unknown! {
         FlowControlGet = 10,
         /// The largest payload one Mcast may carry (`cpg_max_atomic_msgsize_get`).
         MaxMessageSize = 11,
+        /// An Mcast answered only if it fails (the client library's queued send): a sender
+        /// that keeps many in flight reads no reply per message. A later request's reply
+        /// tells that every earlier one was taken.
+        McastQueued = 12,
     }
 }
 
@@ -235,7 +239,58 @@ pub const MCAST_HEADER_LEN: usize = 12;
 /// Whether raw client request bytes are an Mcast request (version, then code), without
 /// decoding it: what a node checks to hold multicasts under flow control.
 pub fn is_mcast_request(request: &[u8]) -> bool {
-    request.get(1).copied() == Some(u8::from(RequestCode::Mcast))
+    matches!(
+        request.get(1).copied().map(RequestCode::from),
+        Some(RequestCode::Mcast | RequestCode::McastQueued)
+    )
+}
+
+/// The head of an Mcast request, read without touching its payload: what a node needs to
+/// turn the request buffer into the exec message in place
+/// ([`mcast_request_into_message`]). [`Request::parse`] slices the payload out as a
+/// `Bytes`, which costs the buffer a shared header; the node's hot path uses this instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McastRequestHead {
+    /// [`RequestCode::Mcast`], or [`RequestCode::McastQueued`] (answer only a failure).
+    pub code: RequestCode,
+    /// The guarantee asked for.
+    pub guarantee: CpgGuarantee,
+    /// The group.
+    pub group: GroupName,
+    /// Where the payload starts in the request.
+    pub payload_at: usize,
+}
+
+impl McastRequestHead {
+    /// Decodes the head of an Mcast or McastQueued request.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] if `request` is not a well-formed request of those codes.
+    pub fn parse(request: &[u8]) -> wire::Result<Self> {
+        let mut r = Reader::new(request);
+        r.version()?;
+        match RequestCode::from(r.u8()?) {
+            code @ (RequestCode::Mcast | RequestCode::McastQueued) => Self::parse_body(code, r),
+            RequestCode::Unknown(c) => Err(DecodeError::UnknownCode(c)),
+            other => Err(DecodeError::InvalidValue {
+                field: "mcast.code",
+                value: u64::from(u8::from(other)),
+            }),
+        }
+    }
+
+    fn parse_body(code: RequestCode, mut r: Reader<'_>) -> wire::Result<Self> {
+        let guarantee = CpgGuarantee::from(r.u8()?);
+        let len = r.u8()?;
+        r.reserved(8, "mcast.reserved")?;
+        let group = r.name_of(len)?;
+        Ok(Self {
+            code,
+            guarantee,
+            group,
+            payload_at: r.pos(),
+        })
+    }
 }
 
 /// A process in a group: corosync names it `(nodeid, pid)`.
@@ -316,6 +371,15 @@ pub enum Request {
         /// The message: a slice of the request buffer.
         payload: Bytes,
     },
+    /// [`Request::Mcast`] answered only if it fails.
+    McastQueued {
+        /// The guarantee asked for.
+        guarantee: CpgGuarantee,
+        /// The group.
+        group: GroupName,
+        /// The message: a slice of the request buffer.
+        payload: Bytes,
+    },
     /// The members of `group`.
     MembershipGet {
         /// The group.
@@ -355,6 +419,7 @@ impl Request {
             Self::Join { .. } => RequestCode::Join,
             Self::Leave { .. } => RequestCode::Leave,
             Self::Mcast { .. } => RequestCode::Mcast,
+            Self::McastQueued { .. } => RequestCode::McastQueued,
             Self::MembershipGet { .. } => RequestCode::MembershipGet,
             Self::LocalGet => RequestCode::LocalGet,
             Self::IterationInitialize { .. } => RequestCode::IterationInitialize,
@@ -380,16 +445,22 @@ impl Request {
             RequestCode::Finalize => Self::Finalize,
             RequestCode::Join => Self::Join { group: r.name()? },
             RequestCode::Leave => Self::Leave { group: r.name()? },
-            RequestCode::Mcast => {
-                let guarantee = CpgGuarantee::from(r.u8()?);
-                let len = r.u8()?;
-                r.reserved(8, "mcast.reserved")?;
-                let group = r.name_of(len)?;
-                let payload = bytes.slice(r.pos()..);
-                return Ok(Self::Mcast {
-                    guarantee,
-                    group,
-                    payload,
+            code @ (RequestCode::Mcast | RequestCode::McastQueued) => {
+                let head = McastRequestHead::parse_body(code, r)?;
+                let (guarantee, group) = (head.guarantee, head.group);
+                let payload = bytes.slice(head.payload_at..);
+                return Ok(if code == RequestCode::Mcast {
+                    Self::Mcast {
+                        guarantee,
+                        group,
+                        payload,
+                    }
+                } else {
+                    Self::McastQueued {
+                        guarantee,
+                        group,
+                        payload,
+                    }
                 });
             }
             RequestCode::MembershipGet => Self::MembershipGet { group: r.name()? },
@@ -416,7 +487,7 @@ impl Request {
             Self::Join { group } | Self::Leave { group } | Self::MembershipGet { group } => {
                 group.wire_len()
             }
-            Self::Mcast { group, payload, .. } => {
+            Self::Mcast { group, payload, .. } | Self::McastQueued { group, payload, .. } => {
                 MCAST_HEADER_LEN - 2 + group.len() + payload.len()
             }
             Self::IterationInitialize { group, .. } => 1 + group.wire_len(),
@@ -439,6 +510,11 @@ impl Request {
                 put_name(&mut out, group);
             }
             Self::Mcast {
+                guarantee,
+                group,
+                payload,
+            }
+            | Self::McastQueued {
                 guarantee,
                 group,
                 payload,
@@ -607,6 +683,50 @@ pub struct McastMessage {
     pub payload: Bytes,
 }
 
+/// The head of an exec Mcast message (or Deliver event), read without touching its
+/// payload: what a node needs to route a delivered message to its local receivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McastHead {
+    /// The guarantee the sender asked for.
+    pub guarantee: CpgGuarantee,
+    /// The group.
+    pub group: GroupName,
+    /// The sending process.
+    pub sender: Member,
+    /// Where the payload starts in the message.
+    pub payload_at: usize,
+}
+
+impl McastHead {
+    /// Decodes the head of an exec message if it is an Mcast one: `None` for the other
+    /// exec codes (decode those with [`ExecMessage::parse`]).
+    ///
+    /// # Errors
+    /// A [`DecodeError`] if it is an Mcast message whose head is malformed, or not version 1.
+    pub fn parse_exec(message: &[u8]) -> wire::Result<Option<Self>> {
+        let mut r = Reader::new(message);
+        r.version()?;
+        if ExecCode::from(r.u8()?) != ExecCode::Mcast {
+            return Ok(None);
+        }
+        Self::parse_body(r).map(Some)
+    }
+
+    fn parse_body(mut r: Reader<'_>) -> wire::Result<Self> {
+        let guarantee = CpgGuarantee::from(r.u8()?);
+        let len = r.u8()?;
+        let node = r.node_id("mcast.nodeid")?;
+        let pid = r.u32()?;
+        let group = r.name_of(len)?;
+        Ok(Self {
+            guarantee,
+            group,
+            sender: Member::new(node, pid),
+            payload_at: r.pos(),
+        })
+    }
+}
+
 impl McastMessage {
     /// Decodes an exec Mcast message or Deliver event; the payload is a slice of `bytes`.
     ///
@@ -627,17 +747,13 @@ impl McastMessage {
         Self::parse_body(bytes, r)
     }
 
-    fn parse_body(bytes: &Bytes, mut r: Reader<'_>) -> wire::Result<Self> {
-        let guarantee = CpgGuarantee::from(r.u8()?);
-        let len = r.u8()?;
-        let node = r.node_id("mcast.nodeid")?;
-        let pid = r.u32()?;
-        let group = r.name_of(len)?;
+    fn parse_body(bytes: &Bytes, r: Reader<'_>) -> wire::Result<Self> {
+        let head = McastHead::parse_body(r)?;
         Ok(Self {
-            guarantee,
-            group,
-            sender: Member::new(node, pid),
-            payload: bytes.slice(r.pos()..),
+            guarantee: head.guarantee,
+            group: head.group,
+            sender: head.sender,
+            payload: bytes.slice(head.payload_at..),
         })
     }
 
@@ -718,6 +834,29 @@ pub enum CpgEvent {
 }
 
 impl CpgEvent {
+    /// [`CpgEvent::parse`] taking the buffer: a Deliver event's payload is then the same
+    /// buffer advanced past the head, where a slice of a borrowed one costs a buffer
+    /// fresh from a `Vec` an allocation (the client library's path, once per message).
+    ///
+    /// # Errors
+    /// As [`CpgEvent::parse`].
+    pub fn parse_owned(mut bytes: Bytes) -> wire::Result<Self> {
+        if bytes.get(1).copied() != Some(u8::from(EventCode::Deliver)) {
+            return Self::parse(&bytes);
+        }
+        let mut r = Reader::new(&bytes);
+        r.version()?;
+        r.u8()?;
+        let head = McastHead::parse_body(r)?;
+        bytes.advance(head.payload_at);
+        Ok(Self::Deliver(McastMessage {
+            guarantee: head.guarantee,
+            group: head.group,
+            sender: head.sender,
+            payload: bytes,
+        }))
+    }
+
     /// Decodes an event.
     ///
     /// # Errors
@@ -982,6 +1121,11 @@ mod tests {
                 group: g("grp"),
                 payload: Bytes::from_static(b"hello"),
             },
+            Request::McastQueued {
+                guarantee: CpgGuarantee::Agreed,
+                group: g("q"),
+                payload: Bytes::from_static(b"queued"),
+            },
             Request::MembershipGet { group: g("") },
             Request::LocalGet,
             Request::IterationInitialize {
@@ -999,6 +1143,7 @@ mod tests {
         vec![
             Response::ok(RequestCode::Join, ResponseBody::None),
             Response::error(RequestCode::Mcast, CsError::NotExist),
+            Response::error(RequestCode::McastQueued, CsError::NotExist),
             Response::ok(
                 RequestCode::MembershipGet,
                 ResponseBody::Members(vec![m(1, 10), m(2, 20)]),
@@ -1229,8 +1374,32 @@ mod tests {
             if let Ok(e) = CpgEvent::parse(&bytes) {
                 assert_eq!(e.emit(), bytes);
             }
+            // The hot paths' readers agree with the full decoders.
+            assert_eq!(
+                CpgEvent::parse_owned(bytes.clone()),
+                CpgEvent::parse(&bytes)
+            );
+            if let Ok(Request::Mcast {
+                guarantee, group, ..
+            }
+            | Request::McastQueued {
+                guarantee, group, ..
+            }) = Request::parse(&bytes)
+            {
+                let head = McastRequestHead::parse(&bytes).unwrap();
+                assert_eq!((head.guarantee, head.group), (guarantee, group));
+            } else if is_mcast_request(&bytes) {
+                assert!(McastRequestHead::parse(&bytes).is_err());
+            }
             if let Ok(e) = ExecMessage::parse(&bytes) {
                 assert_eq!(e.emit(), bytes);
+                let head = McastHead::parse_exec(&bytes).unwrap();
+                if let ExecMessage::Mcast(m) = e {
+                    let head = head.unwrap();
+                    assert_eq!((head.group, head.sender), (m.group, m.sender));
+                } else {
+                    assert_eq!(head, None);
+                }
             }
         }
     }

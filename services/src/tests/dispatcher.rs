@@ -9,7 +9,7 @@ use core::cell::RefCell;
 
 use bytes::Bytes;
 use totem_proto::{Guarantee, NodeId, RingId, ServiceId};
-use totem_ring::{Delivery, SubmitError};
+use totem_ring::{Delivery, Refused, SubmitError};
 
 use super::loopback::Loopback;
 use crate::sync::SyncMessage;
@@ -255,7 +255,12 @@ fn pushed_back_multicasts_stay_in_order_and_turn_flow_control_on() {
     });
     // Queued: the service list.
     let mut taken = Vec::new();
-    let f = s.flush_multicasts(|_, _, _| Err(SubmitError::Backpressure));
+    let f = s.flush_multicasts(|_, payload, _| {
+        Err(Refused {
+            error: SubmitError::Backpressure,
+            payload,
+        })
+    });
     assert_eq!((f.submitted, f.pending), (0, 1));
     assert_eq!(log.borrow().last(), Some(&(10, "flow on")));
     let f = s.flush_multicasts(|service, payload, _| {
@@ -276,7 +281,12 @@ fn pushed_back_multicasts_stay_in_order_and_turn_flow_control_on() {
         left: Vec::new(),
         joined: Vec::new(),
     });
-    let f = s.flush_multicasts(|_, _, _| Err(SubmitError::TooLarge { max: 1 }));
+    let f = s.flush_multicasts(|_, payload, _| {
+        Err(Refused {
+            error: SubmitError::TooLarge { max: 1 },
+            payload,
+        })
+    });
     assert_eq!(f.pending, 0);
     assert_eq!(s.stats().multicast_too_large, 1);
 }

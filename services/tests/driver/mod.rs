@@ -236,7 +236,7 @@ impl Cluster {
             let submitted = &mut node.submitted;
             let flushed = node.services.flush_multicasts(|service, payload, g| {
                 let at = (payload.as_ptr() as usize, payload.len());
-                ring.submit(service, payload, g)?;
+                ring.offer(service, payload, g)?;
                 submitted.push(at);
                 Ok(())
             });
