@@ -60,6 +60,12 @@
 //!   loads and stores: loom models the former exactly and the latter only as AcqRel.)
 //! * Whoever wakes the other side clears the flag with a `swap`, so a burst of records costs
 //!   one wake-up; a spurious wake-up (both clear it) is harmless because sleepers re-check.
+//! * Each side reads the other's position only when it needs it: the consumer takes the
+//!   records up to the head it last read before it reads `head` again, the producer fills
+//!   the room it last saw before it reads `tail` again. The cache line the other side
+//!   writes then crosses between cores once per batch instead of once per record. A stale
+//!   position is always a safe one: it shows less data or less room than there is. `arm`
+//!   always reads afresh, so the sleeping protocol above is unchanged.
 //!
 //! ## Hostile peers
 //!
@@ -305,6 +311,18 @@ impl<M: RingMemory> Producer<M> {
         Ok(self.mem.capacity() - (self.head - tail) as usize)
     }
 
+    /// Free bytes as of the last look at `tail` (there may be more now, never less).
+    pub(crate) fn free_cached(&self) -> usize {
+        // tail <= head <= tail + cap: head only grows by checked free space.
+        self.mem.capacity() - (self.head - self.tail) as usize
+    }
+
+    /// The consumer's tail as last read and validated, for tests.
+    #[cfg(test)]
+    pub(crate) fn tail_seen(&self) -> u64 {
+        self.tail
+    }
+
     /// Bytes published and not yet consumed, as of the last look at `tail`.
     pub(crate) fn backlog(&self) -> usize {
         (self.head - self.tail) as usize
@@ -330,7 +348,9 @@ impl<M: RingMemory> Producer<M> {
         }
         // max_payload fits the ring, so this neither overflows nor exceeds capacity.
         let need = record_len(len).ok_or(PushError::TooLarge)?;
-        if self.free().map_err(PushError::Corrupt)? < need {
+        // The consumer's tail is re-read (a cache line it writes) only when the room last
+        // seen is not enough.
+        if self.free_cached() < need && self.free().map_err(PushError::Corrupt)? < need {
             return Err(PushError::Full);
         }
         Ok(Reservation {
@@ -399,6 +419,9 @@ pub(crate) struct Consumer<M> {
     mem: M,
     /// Bytes consumed; the only copy that is trusted.
     tail: u64,
+    /// The last validated `head`: records up to it are taken without re-reading `head`
+    /// (a cache line the producer writes).
+    head: u64,
     /// Sequence number the next record must carry.
     seq: u32,
     max_payload: usize,
@@ -410,29 +433,42 @@ impl<M: RingMemory> Consumer<M> {
         Self {
             mem,
             tail: 0,
+            head: 0,
             seq: 0,
             max_payload,
         }
     }
 
-    /// Load and validate the producer's `head`.
-    fn load_head(&self) -> Result<u64, RingError> {
+    /// Load and validate the producer's `head`, and remember it.
+    fn load_head(&mut self) -> Result<u64, RingError> {
         let head = self.mem.header().head.load(Ordering::Acquire);
         let cap = self.mem.capacity() as u64;
-        if head < self.tail || head - self.tail > cap || !head.is_multiple_of(RECORD_ALIGN as u64) {
+        // Never behind a head seen before: a producer only publishes forward.
+        if head < self.head
+            || head < self.tail
+            || head - self.tail > cap
+            || !head.is_multiple_of(RECORD_ALIGN as u64)
+        {
             return Err(RingError::HeadOutOfRange {
                 head,
                 tail: self.tail,
                 capacity: cap,
             });
         }
+        self.head = head;
         Ok(head)
     }
 
     /// Take the next record into `out` (cleared first). `Ok(None)`: the ring is empty.
     /// `Ok(Some(true))`: a record was taken and the producer was waiting for space, wake it.
     pub(crate) fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<Option<bool>, RingError> {
-        let head = self.load_head()?;
+        let head = if self.head != self.tail {
+            // Published before and validated then; the Acquire load that saw it made its
+            // records visible.
+            self.head
+        } else {
+            self.load_head()?
+        };
         if head == self.tail {
             return Ok(None);
         }
@@ -484,7 +520,7 @@ impl<M: RingMemory> Consumer<M> {
     }
 
     /// Whether a record is published and not yet taken.
-    pub(crate) fn has_data(&self) -> Result<bool, RingError> {
+    pub(crate) fn has_data(&mut self) -> Result<bool, RingError> {
         Ok(self.load_head()? != self.tail)
     }
 

@@ -496,11 +496,15 @@ impl<T: Link> Daemon<T> {
                 .flush_multicasts(|service, payload, g| ring.offer(service, payload, g));
             self.services
                 .set_flow_control(self.ring.queued_bytes() > self.flow_threshold);
-            let now = self.clock.now();
+            // Read the clock once, and only for events (a pass of replies needs none).
+            let mut now = None;
             while let Some(action) = self.services.poll_action() {
                 match action {
                     Action::Reply { conn, bytes } => self.ipc.reply(conn.0, bytes),
-                    Action::Event { conn, bytes } => self.ipc.event(conn.0, bytes, now),
+                    Action::Event { conn, bytes } => {
+                        let at = *now.get_or_insert_with(|| self.clock.now());
+                        self.ipc.event(conn.0, bytes, at);
+                    }
                     // Reported to the services below, through take_dead.
                     Action::Close { conn } => {
                         self.ipc.drop_session(conn.0);

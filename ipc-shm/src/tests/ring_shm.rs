@@ -205,23 +205,66 @@ fn hostile_tail_values_are_rejected() {
     for bad in [32, 4, u64::MAX] {
         tail.store(bad, core::sync::atomic::Ordering::Relaxed);
         assert!(
-            matches!(
-                p.try_push(b"x"),
-                Err(PushError::Corrupt(RingError::TailOutOfRange { .. }))
-            ),
+            matches!(p.available(), Err(RingError::TailOutOfRange { .. })),
             "tail {bad}"
         );
     }
     // Going backwards after a valid advance is rejected too.
     tail.store(24, core::sync::atomic::Ordering::Relaxed);
-    p.try_push(b"x").unwrap();
+    assert_eq!(p.available(), Ok(4096));
     tail.store(0, core::sync::atomic::Ordering::Relaxed);
     assert!(matches!(
-        p.try_push(b"x"),
-        Err(PushError::Corrupt(RingError::TailOutOfRange {
-            previous: 24,
-            ..
-        }))
+        p.available(),
+        Err(RingError::TailOutOfRange { previous: 24, .. })
+    ));
+}
+
+/// The producer reads the consumer's tail only when the room it last saw is used up, and
+/// validates it then: a push never trusts a value it did not check.
+#[test]
+fn the_tail_is_read_when_the_room_seen_runs_out() {
+    let (mut p, c) = ring(4096, 1024);
+    let tail = c.memory().header().raw_tail();
+    // A bad tail is not looked at while the room seen at start (all of it) lasts.
+    tail.store(u64::MAX, core::sync::atomic::Ordering::Relaxed);
+    for _ in 0..4 {
+        p.try_push(&[7; 1000]).unwrap(); // 1008 bytes each
+    }
+    assert_eq!(p.free_cached(), 4096 - 4 * 1008);
+    assert!(matches!(
+        p.try_push(&[7; 1000]),
+        Err(PushError::Corrupt(RingError::TailOutOfRange { .. }))
+    ));
+    // An honest tail frees the room again.
+    let (mut p, mut c) = ring(4096, 1024);
+    for _ in 0..4 {
+        p.try_push(&[7; 1000]).unwrap();
+    }
+    assert_eq!(p.try_push(&[7; 1000]), Err(PushError::Full));
+    c.try_pop(&mut Vec::new()).unwrap();
+    assert!(p.try_push(&[7; 1000]).is_ok());
+}
+
+/// The consumer takes the records up to the head it last read before it reads the head
+/// again, and rejects a head that moves backwards.
+#[test]
+fn the_head_is_read_when_the_records_seen_are_taken() {
+    let (mut p, mut c) = ring(4096, 1024);
+    let mut out = Vec::new();
+    p.try_push(b"one").unwrap();
+    p.try_push(b"two").unwrap();
+    let mem = c.memory().clone();
+    let head = mem.header().raw_head();
+    assert_eq!(c.try_pop(&mut out), Ok(Some(false)));
+    assert_eq!(out, b"one");
+    // Rewound by a hostile producer: the record seen is still taken, then the rewind
+    // is caught.
+    head.store(0, core::sync::atomic::Ordering::Relaxed);
+    assert_eq!(c.try_pop(&mut out), Ok(Some(false)));
+    assert_eq!(out, b"two");
+    assert!(matches!(
+        c.try_pop(&mut out),
+        Err(RingError::HeadOutOfRange { head: 0, .. })
     ));
 }
 

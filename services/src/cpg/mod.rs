@@ -560,7 +560,7 @@ impl Cpg {
         // The hot path: a multicast is routed from its head; the delivered buffer is the
         // Deliver event, handed to every local receiver without a copy.
         match McastHead::parse_exec(&d.payload) {
-            Ok(Some(head)) => return self.deliver_mcast(&d, head, out),
+            Ok(Some(head)) => return self.deliver_mcast(d, head, out),
             Ok(None) => {}
             Err(e) => {
                 self.stats.bad_messages += 1;
@@ -596,7 +596,7 @@ impl Cpg {
 
     /// A multicast delivered by the ring: to every local receiver of its group, if its
     /// sender is a member.
-    fn deliver_mcast(&mut self, d: &Delivery, head: McastHead, out: &mut Outbox) {
+    fn deliver_mcast(&mut self, d: Delivery, head: McastHead, out: &mut Outbox) {
         if head.sender.node != d.sender {
             self.stats.bad_messages += 1;
             warn!(
@@ -634,11 +634,12 @@ impl Cpg {
                 }
             }
         }
-        if let Some(r) = &self.route {
-            for conn in &r.receivers {
-                self.stats.delivered += 1;
+        if let Some((last, others)) = self.route.as_ref().and_then(|r| r.receivers.split_last()) {
+            self.stats.delivered += 1 + others.len() as u64;
+            for conn in others {
                 out.event(*conn, d.payload.clone());
             }
+            out.event(*last, d.payload);
         }
     }
 

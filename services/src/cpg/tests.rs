@@ -493,7 +493,11 @@ fn queued_multicasts_are_answered_only_when_they_fail() {
         payload: Bytes::from_static(b"hello"),
     };
     h.cpg.on_request(conn, queued("g").emit(), &mut h.out);
-    assert_eq!(h.out.actions_len(), 0, "no reply to a queued multicast taken");
+    assert_eq!(
+        h.out.actions_len(),
+        0,
+        "no reply to a queued multicast taken"
+    );
     assert_eq!(h.loop_back(), 1);
     match h.events(conn).as_slice() {
         [CpgEvent::Deliver(d)] => assert_eq!(&d.payload[..], b"hello"),
@@ -532,11 +536,17 @@ fn deliveries_follow_membership_changes_between_messages() {
     send(&mut h, a, b"two");
     assert_eq!(delivered(&mut h, a), 2);
     let b = h.connect(2, 20);
-    assert_eq!(h.call(b, &Request::Join { group: g("g") }).error, CsError::Ok);
+    assert_eq!(
+        h.call(b, &Request::Join { group: g("g") }).error,
+        CsError::Ok
+    );
     h.loop_back();
     send(&mut h, a, b"three");
     assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (1, 1));
-    assert_eq!(h.call(a, &Request::Leave { group: g("g") }).error, CsError::Ok);
+    assert_eq!(
+        h.call(a, &Request::Leave { group: g("g") }).error,
+        CsError::Ok
+    );
     h.loop_back();
     h.events(a);
     send(&mut h, b, b"four");

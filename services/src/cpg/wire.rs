@@ -1379,12 +1379,14 @@ mod tests {
                 CpgEvent::parse_owned(bytes.clone()),
                 CpgEvent::parse(&bytes)
             );
-            if let Ok(Request::Mcast {
-                guarantee, group, ..
-            }
-            | Request::McastQueued {
-                guarantee, group, ..
-            }) = Request::parse(&bytes)
+            if let Ok(
+                Request::Mcast {
+                    guarantee, group, ..
+                }
+                | Request::McastQueued {
+                    guarantee, group, ..
+                },
+            ) = Request::parse(&bytes)
             {
                 let head = McastRequestHead::parse(&bytes).unwrap();
                 assert_eq!((head.guarantee, head.group), (guarantee, group));
