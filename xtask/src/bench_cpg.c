@@ -84,7 +84,6 @@ static double now_s(void) {
     struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
-static uint64_t now_ns(void) { return (uint64_t)((now_s() - epoch) * 1e9); }
 static uint64_t mix(uint64_t h, uint64_t x) { return (h ^ x) * 0x00000100000001b3ull; }
 static void put32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
 static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)(v >> 32)); put32(p + 4, (uint32_t)v); }
@@ -139,7 +138,7 @@ static void deliver_fn(cpg_handle_t h_, const struct cpg_name *g, uint32_t nodei
         if (peer_eq(s, me)) {
             r->own_delivered++;
             if (r->nlat == r->caplat) { r->caplat = r->caplat ? 2 * r->caplat : 4096; r->lat = realloc(r->lat, r->caplat * 8); }
-            r->lat[r->nlat++] = (now_ns() - h.a) / 1000;
+            r->lat[r->nlat++] = ((uint64_t)((t - epoch) * 1e9) - h.a) / 1000; /* the one clock read, t */
         }
         break;
     case K_END:
