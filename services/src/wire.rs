@@ -137,6 +137,14 @@ impl GroupName {
     }
 }
 
+/// Names order, compare and hash as their bytes, so a map keyed by names is searched with
+/// a borrowed `&[u8]` (a name read in place, not copied).
+impl core::borrow::Borrow<[u8]> for GroupName {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Debug for GroupName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{}\"", self)
@@ -237,11 +245,16 @@ impl<'a> Reader<'a> {
     /// A group name of `len` bytes (the length byte was read by the caller, because some
     /// layouts keep it apart from the name).
     pub(crate) fn name_of(&mut self, len: u8) -> Result<GroupName> {
+        GroupName::new(self.name_bytes_of(len)?)
+    }
+
+    /// [`Reader::name_of`], borrowed.
+    pub(crate) fn name_bytes_of(&mut self, len: u8) -> Result<&'a [u8]> {
         let len = usize::from(len);
         if len > MAX_NAME_LEN {
             return Err(DecodeError::NameTooLong { len });
         }
-        GroupName::new(self.take(len)?)
+        self.take(len)
     }
 
     /// A length-prefixed group name.

@@ -29,7 +29,7 @@ impl Guarantee {
         }
     }
 
-    fn from_wire(g: CpgGuarantee) -> Self {
+    pub(crate) fn from_wire(g: CpgGuarantee) -> Self {
         match g {
             CpgGuarantee::Safe => Self::Safe,
             _ => Self::Agreed,

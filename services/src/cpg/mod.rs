@@ -559,14 +559,20 @@ impl Cpg {
     fn deliver(&mut self, d: Delivery, out: &mut Outbox) {
         // The hot path: a multicast is routed from its head; the delivered buffer is the
         // Deliver event, handed to every local receiver without a copy.
-        match McastHead::parse_exec(&d.payload) {
-            Ok(Some(head)) => return self.deliver_mcast(d, head, out),
-            Ok(None) => {}
+        let routed = match McastHead::parse_exec(&d.payload) {
+            Ok(Some(head)) => Some(self.route_mcast(d.sender, head)),
+            Ok(None) => None,
             Err(e) => {
                 self.stats.bad_messages += 1;
                 warn!("cpg: undecodable message from node {}: {}", d.sender.0, e);
                 return;
             }
+        };
+        if let Some(routed) = routed {
+            if routed {
+                self.fan_out(d.payload, out);
+            }
+            return;
         }
         self.reroute();
         let msg = match ExecMessage::parse(&d.payload) {
@@ -594,52 +600,62 @@ impl Cpg {
         }
     }
 
-    /// A multicast delivered by the ring: to every local receiver of its group, if its
-    /// sender is a member.
-    fn deliver_mcast(&mut self, d: Delivery, head: McastHead, out: &mut Outbox) {
-        if head.sender.node != d.sender {
+    /// Points the route at a multicast's group, with the checks that decide whether it is
+    /// delivered at all: `true` to deliver it to the route's receivers.
+    fn route_mcast(&mut self, from: NodeId, head: McastHead<'_>) -> bool {
+        if head.sender.node != from {
             self.stats.bad_messages += 1;
             warn!(
                 "cpg: node {} sent a message claiming node {}",
-                d.sender.0, head.sender.node.0
+                from.0, head.sender.node.0
             );
-            return;
+            return false;
         }
-        let known = self
+        let same_group = self
             .route
             .as_ref()
-            .is_some_and(|r| r.group == head.group && r.sender == head.sender);
+            .is_some_and(|r| r.group.as_bytes() == head.group);
+        let known = same_group && self.route.as_ref().is_some_and(|r| r.sender == head.sender);
         if !known {
             if !self
                 .view
-                .get(&head.group)
+                .get(head.group)
                 .is_some_and(|s| s.contains(&head.sender))
             {
                 self.stats.mcast_not_member += 1;
                 debug!(
                     "cpg: message to {} from non-member {}:{}",
-                    head.group, head.sender.node.0, head.sender.pid
+                    GroupName::new(head.group).unwrap_or_default(),
+                    head.sender.node.0,
+                    head.sender.pid
                 );
-                return;
+                return false;
             }
-            let same_group = self.route.as_ref().is_some_and(|r| r.group == head.group);
             match &mut self.route {
                 Some(r) if same_group => r.sender = head.sender,
                 _ => {
+                    // A member's group is in the view, so its name is a valid one.
+                    let group = GroupName::new(head.group).unwrap_or_default();
                     self.route = Some(Route {
-                        receivers: self.receivers(&head.group),
-                        group: head.group,
+                        receivers: self.receivers(&group),
+                        group,
                         sender: head.sender,
                     });
                 }
             }
         }
+        true
+    }
+
+    /// A routed multicast to every receiver of the route: the delivered buffer is the
+    /// Deliver event, shared (the last receiver gets the buffer itself).
+    fn fan_out(&mut self, payload: Bytes, out: &mut Outbox) {
         if let Some((last, others)) = self.route.as_ref().and_then(|r| r.receivers.split_last()) {
             self.stats.delivered += 1 + others.len() as u64;
             for conn in others {
-                out.event(*conn, d.payload.clone());
+                out.event(*conn, payload.clone());
             }
-            out.event(*last, d.payload);
+            out.event(*last, payload);
         }
     }
 
