@@ -680,6 +680,7 @@ fn total_len(parts: &[&[u8]]) -> Result<usize, Error> {
 /// past the head, and the name is copied once, straight into the event (a
 /// [`CpgEvent`] first would move it several times more, which at small messages costs
 /// more than the rest of the decode).
+#[inline(always)]
 fn decode_event(buf: Vec<u8>) -> Result<Event, Error> {
     let mut bytes = Bytes::from(buf);
     let Some(head) = McastHead::parse_exec(&bytes)? else {

@@ -259,13 +259,21 @@ impl Cpg {
         // becomes the exec message without a copy or an allocation.
         let code = wire::raw_request_code(&bytes);
         let parsed = if wire::is_mcast_request(&bytes) {
-            McastRequestHead::parse(&bytes).map(|head| {
-                let result = self.mcast(conn, head.guarantee, &head.group, bytes, out);
-                // A queued multicast is answered only when it fails.
-                if head.code == RequestCode::Mcast || result.is_err() {
-                    answer(out, conn, code, result);
-                }
-            })
+            // The head borrows the request: decide, then move the buffer on.
+            McastRequestHead::parse(&bytes)
+                .map(|head| self.may_mcast(conn, head.guarantee, head.group, bytes.len()))
+                .map(|allowed| {
+                    let result = allowed.map(|(guarantee, pid)| {
+                        let msg =
+                            wire::mcast_request_into_message(bytes, Member::new(self.node_id, pid));
+                        self.send_or_hold(Held::Mcast(msg, guarantee), out);
+                        ResponseBody::None
+                    });
+                    // A queued multicast is answered only when it fails.
+                    if code == RequestCode::Mcast || result.is_err() {
+                        answer(out, conn, code, result);
+                    }
+                })
         } else {
             Request::parse(&bytes).map(|req| self.request_parsed(conn, req, bytes, out))
         };
@@ -307,7 +315,7 @@ impl Cpg {
                 // Let go of the payload slice first, so the request buffer is unique again
                 // and becomes the exec message in place.
                 drop(payload);
-                let result = self.mcast(conn, guarantee, &group, bytes, out);
+                let result = self.mcast(conn, guarantee, group.as_bytes(), bytes, out);
                 if code == RequestCode::McastQueued && result.is_ok() {
                     return;
                 }
@@ -416,14 +424,31 @@ impl Cpg {
         }
     }
 
+    /// Sends client `conn`'s Mcast `request` (its head already read: `guarantee`, `group`)
+    /// if it may: the request buffer becomes the exec message in place.
     fn mcast(
         &mut self,
         conn: ConnId,
         guarantee: CpgGuarantee,
-        group: &GroupName,
+        group: &[u8],
         request: Bytes,
         out: &mut Outbox,
     ) -> Result<ResponseBody, CsError> {
+        let (ring_guarantee, pid) = self.may_mcast(conn, guarantee, group, request.len())?;
+        let msg = wire::mcast_request_into_message(request, Member::new(self.node_id, pid));
+        self.send_or_hold(Held::Mcast(msg, ring_guarantee), out);
+        Ok(ResponseBody::None)
+    }
+
+    /// Whether `conn` may multicast a `len`-byte request to `group`: the ring's guarantee
+    /// and the sender's pid if so.
+    fn may_mcast(
+        &self,
+        conn: ConnId,
+        guarantee: CpgGuarantee,
+        group: &[u8],
+        len: usize,
+    ) -> Result<(Guarantee, u32), CsError> {
         let c = self.conns.get(&conn).ok_or(CsError::BadHandle)?;
         // corosync: only a connection that joined (or is joining) the group may send.
         match c.groups.get(group) {
@@ -437,17 +462,15 @@ impl Cpg {
             }
             CpgGuarantee::Unknown(_) => return Err(CsError::InvalidParam),
         };
-        if request.len() > self.config.max_message_len {
+        if len > self.config.max_message_len {
             return Err(CsError::TooBig);
         }
         if self.flow_control
-            || (!self.settled && self.held_bytes + request.len() > self.config.max_held_bytes)
+            || (!self.settled && self.held_bytes + len > self.config.max_held_bytes)
         {
             return Err(CsError::TryAgain);
         }
-        let msg = wire::mcast_request_into_message(request, Member::new(self.node_id, c.pid));
-        self.send_or_hold(Held::Mcast(msg, ring_guarantee), out);
-        Ok(ResponseBody::None)
+        Ok((ring_guarantee, c.pid))
     }
 
     fn iteration_initialize(

@@ -249,24 +249,24 @@ pub fn is_mcast_request(request: &[u8]) -> bool {
 /// turn the request buffer into the exec message in place
 /// ([`mcast_request_into_message`]). [`Request::parse`] slices the payload out as a
 /// `Bytes`, which costs the buffer a shared header; the node's hot path uses this instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct McastRequestHead {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McastRequestHead<'a> {
     /// [`RequestCode::Mcast`], or [`RequestCode::McastQueued`] (answer only a failure).
     pub code: RequestCode,
     /// The guarantee asked for.
     pub guarantee: CpgGuarantee,
-    /// The group.
-    pub group: GroupName,
+    /// The group's name, in place (at most [`MAX_NAME_LEN`] bytes).
+    pub group: &'a [u8],
     /// Where the payload starts in the request.
     pub payload_at: usize,
 }
 
-impl McastRequestHead {
+impl<'a> McastRequestHead<'a> {
     /// Decodes the head of an Mcast or McastQueued request.
     ///
     /// # Errors
     /// A [`DecodeError`] if `request` is not a well-formed request of those codes.
-    pub fn parse(request: &[u8]) -> wire::Result<Self> {
+    pub fn parse(request: &'a [u8]) -> wire::Result<Self> {
         let mut r = Reader::new(request);
         r.version()?;
         match RequestCode::from(r.u8()?) {
@@ -279,11 +279,11 @@ impl McastRequestHead {
         }
     }
 
-    fn parse_body(code: RequestCode, mut r: Reader<'_>) -> wire::Result<Self> {
+    fn parse_body(code: RequestCode, mut r: Reader<'a>) -> wire::Result<Self> {
         let guarantee = CpgGuarantee::from(r.u8()?);
         let len = r.u8()?;
         r.reserved(8, "mcast.reserved")?;
-        let group = r.name_of(len)?;
+        let group = r.name_bytes_of(len)?;
         Ok(Self {
             code,
             guarantee,
@@ -447,7 +447,7 @@ impl Request {
             RequestCode::Leave => Self::Leave { group: r.name()? },
             code @ (RequestCode::Mcast | RequestCode::McastQueued) => {
                 let head = McastRequestHead::parse_body(code, r)?;
-                let (guarantee, group) = (head.guarantee, head.group);
+                let (guarantee, group) = (head.guarantee, GroupName::new(head.group)?);
                 let payload = bytes.slice(head.payload_at..);
                 return Ok(if code == RequestCode::Mcast {
                     Self::Mcast {
@@ -1368,7 +1368,7 @@ mod tests {
             ) = Request::parse(&bytes)
             {
                 let head = McastRequestHead::parse(&bytes).unwrap();
-                assert_eq!((head.guarantee, head.group), (guarantee, group));
+                assert_eq!((head.guarantee, head.group), (guarantee, group.as_bytes()));
             } else if is_mcast_request(&bytes) {
                 assert!(McastRequestHead::parse(&bytes).is_err());
             }
