@@ -91,6 +91,11 @@ fn queries_answer_and_finalize_ends_the_handle() {
         cpg.dispatch(DispatchMode::All, |_, _| {}),
         Err(Error::BadHandle)
     );
+    assert_eq!(
+        cpg.mcast_queued("g", Guarantee::Agreed, b"late"),
+        Err(Error::BadHandle)
+    );
+    assert_eq!(cpg.flush(), Ok(()), "nothing was left queued");
     assert_eq!(cpg.finalize(), Err(Error::BadHandle));
     assert_eq!(Error::BadHandle.code(), 9);
 }

@@ -323,7 +323,8 @@ impl<M: RingMemory> Producer<M> {
         self.tail
     }
 
-    /// Bytes published and not yet consumed, as of the last look at `tail`.
+    /// Bytes published and not yet consumed, as of the last look at `tail` (which
+    /// [`Producer::available`] refreshes).
     pub(crate) fn backlog(&self) -> usize {
         (self.head - self.tail) as usize
     }

@@ -443,10 +443,21 @@ impl Connection {
         self.stats
     }
 
-    /// Event bytes queued and not yet read by the client (as of the last send), for the
-    /// daemon's own bound on slow readers.
-    pub fn event_backlog(&self) -> usize {
-        self.events.backlog()
+    /// Event bytes queued and not yet read by the client, for the daemon's own bound on
+    /// slow readers. Reads the client's position afresh (a send reads it only when the
+    /// room it saw last is used up); a corrupt one finishes the connection and counts as
+    /// nothing queued.
+    pub fn event_backlog(&mut self) -> usize {
+        match self.events.available() {
+            Ok(_) => self.events.backlog(),
+            Err(error) => {
+                self.fail(ConnError::Corrupt {
+                    ring: RingKind::Event,
+                    error,
+                });
+                0
+            }
+        }
     }
 
     /// The first error this connection met, if it is finished.

@@ -559,8 +559,8 @@ impl<T: Link> Daemon<T> {
             match role {
                 Role::Hello => self.hello(id, &request),
                 // Under flow control a multicast waits here instead of failing with
-                // TRY_AGAIN (corosync's answer): the client's call returns once it was
-                // taken, and a client with several in flight keeps their order.
+                // TRY_AGAIN (corosync's answer): a waiting call returns once it was taken,
+                // and a client with several queued keeps their order.
                 Role::Service(service)
                     if service == service_id::CPG
                         && services::cpg::wire::is_mcast_request(&request)

@@ -467,7 +467,7 @@ fn zero_copy_mebibyte_messages_cross_the_ring_whole_and_wrap_the_request_ring() 
     });
     for i in 0..N {
         let want = message(i);
-        // Waits for room in the request ring (reading queued replies meanwhile).
+        // Waits for room in the request ring (reading queued failures meanwhile).
         let mut buf = a.zcb_alloc("zc", 1 << 20).unwrap();
         assert!(buf.is_in_place(), "message {i} is written in shared memory");
         buf.copy_from_slice(&want);

@@ -165,7 +165,7 @@ struct Round {
 ///
 /// # Driving it
 /// Feed every ring event in the order `Ring::poll_event` returns them. After any input,
-/// call `flush_multicasts` with the ring's `submit`, then `poll_action` until `None` and
+/// call `flush_multicasts` with the ring's `offer`, then `poll_action` until `None` and
 /// carry each action out. A multicast the ring pushes back on stays queued, in order, for
 /// the next `flush_multicasts` (call it again once the ring has sent some of its queue);
 /// while any is queued, engines see flow control as enabled.
@@ -391,8 +391,9 @@ impl Services {
     // ---- outputs ----
 
     /// Submits queued multicasts, oldest first, through `offer` (the ring's
-    /// [`offer`](totem_ring::Ring::offer)), until it pushes back. A message refused as too large is dropped and counted (an
-    /// engine bug: engines check sizes against the ring's limit before queuing).
+    /// [`offer`](totem_ring::Ring::offer)), until it pushes back. A message refused as too
+    /// large is dropped and counted (an engine bug: engines check sizes against the ring's
+    /// limit before queuing).
     pub fn flush_multicasts(
         &mut self,
         mut offer: impl FnMut(ServiceId, Bytes, Guarantee) -> Result<(), Refused>,

@@ -33,9 +33,10 @@
 //! without waiting for the daemon, so a sender pays one copy into shared memory per message
 //! instead of a round trip: for small messages this is several times faster. The daemon
 //! answers a queued multicast only when it fails (read by the next call); the reply to any
-//! later call shows that every earlier one was taken. The daemon takes them in order; while the ring
-//! is flow-controlled it stops reading them, the request ring fills, and `mcast_queued`
-//! answers [`Error::TryAgain`] (the message was not queued; retry it). [`Cpg::flush`]
+//! later call shows that every earlier one was taken. The daemon takes them in order; while
+//! the ring is flow-controlled it stops reading them, the request ring fills, and
+//! `mcast_queued` answers [`Error::TryAgain`] (the message was not queued; retry it).
+//! [`Cpg::flush`]
 //! waits until every queued multicast was taken. An error of a queued multicast (the group
 //! was left meanwhile, say) is returned by the next `mcast_queued` or `flush`.
 //!
@@ -159,11 +160,12 @@ impl Queued {
     /// Reads the failures of queued multicasts that are already there, without waiting.
     fn reap(&mut self, client: &mut Client) -> Result<(), Error> {
         while client.try_recv_response_into(&mut self.reply_buf)? {
-            let reply = Response::parse(&self.reply_buf)?;
-            if reply.code != RequestCode::McastQueued {
+            if !is_queued_failure(&self.reply_buf) {
                 return Err(Error::Protocol("a reply to no request"));
             }
-            self.note(reply.error);
+            let buf = core::mem::take(&mut self.reply_buf);
+            self.note_reply(&buf);
+            self.reply_buf = buf;
         }
         Ok(())
     }
@@ -174,16 +176,29 @@ impl Queued {
     fn answer(&mut self, client: &mut Client, code: RequestCode) -> Result<Response, Error> {
         loop {
             let raw = client.recv_response(None)?;
-            let reply = Response::parse(&raw)?;
-            if reply.code == RequestCode::McastQueued && code != RequestCode::McastQueued {
-                self.note(reply.error);
+            if code != RequestCode::McastQueued && is_queued_failure(&raw) {
+                self.note_reply(&raw);
                 continue;
             }
+            let reply = Response::parse(&raw)?;
             self.count = 0;
             if reply.code != code {
                 return Err(Error::Protocol("the reply answers another request"));
             }
             return Ok(reply);
+        }
+    }
+
+    /// A queued multicast's failure reply (one that does not decode is a failure too: it
+    /// is kept, and the replies after it are still read in order).
+    fn note_reply(&mut self, raw: &[u8]) {
+        match Response::parse(raw) {
+            Ok(reply) => self.note(reply.error),
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(e.into());
+                }
+            }
         }
     }
 
@@ -222,6 +237,13 @@ impl Queued {
         client.send_request(request, None)?;
         self.answer(client, code)
     }
+}
+
+/// Whether a raw reply answers an McastQueued request (version, then code): read by its
+/// code byte alone, so a reply that does not decode is still told apart from another
+/// request's.
+fn is_queued_failure(raw: &[u8]) -> bool {
+    raw.get(1).copied() == Some(u8::from(RequestCode::McastQueued))
 }
 
 impl Cpg {
@@ -398,6 +420,9 @@ impl Cpg {
         guarantee: Guarantee,
         parts: &[&[u8]],
     ) -> Result<(), Error> {
+        if self.finalized {
+            return Err(Error::BadHandle);
+        }
         self.queue.reap(&mut self.client)?;
         if let Some(e) = self.queue.error.take() {
             return Err(e);
@@ -414,14 +439,17 @@ impl Cpg {
     /// The first error a queued multicast got (the later ones were still sent), or a
     /// connection error.
     pub fn flush(&mut self) -> Result<(), Error> {
-        if self.queue.count > 0 && !self.finalized {
-            // Any request's reply comes after the queued ones were taken; this one is the
-            // cheapest.
-            let request = Request::FlowControlGet.emit();
-            self.queue
-                .call(&mut self.client, &request, RequestCode::FlowControlGet)?;
+        // After finalize everything was taken (its reply came after them).
+        if !self.finalized {
+            if self.queue.count > 0 {
+                // Any request's reply comes after the queued ones were taken; this one is
+                // the cheapest.
+                let request = Request::FlowControlGet.emit();
+                self.queue
+                    .call(&mut self.client, &request, RequestCode::FlowControlGet)?;
+            }
+            self.queue.reap(&mut self.client)?;
         }
-        self.queue.reap(&mut self.client)?;
         self.queue.error.take().map_or(Ok(()), Err)
     }
 

@@ -27,8 +27,9 @@
 //!
 //! corosync refuses them (`CS_ERR_TRY_AGAIN` while `sync_in_process`). Here they are
 //! *accepted and held*: between `sync_init` and `sync_activate` (and before the first
-//! activation) join, leave and mcast requests are validated and answered at once, but their
-//! multicasts are queued in the engine and sent, in order, right after `sync_activate`.
+//! activation) join, leave and mcast requests are validated and answered at once (a queued
+//! mcast only if it fails), but their multicasts are queued in the engine and sent, in
+//! order, right after `sync_activate`.
 //! So every operation is delivered in a settled configuration, after the confchg that
 //! tells every member who is in the group: a member never receives a message from a sender
 //! its node does not yet list. A disconnect during sync is a held `ProcLeave(PROCDOWN)` too.
@@ -186,8 +187,8 @@ pub struct Cpg {
 
 /// The local receivers of one group and the last sender checked to be its member: a burst
 /// of messages to a group routes with one lookup. Valid only while nothing but multicasts
-/// has happened (sending or delivering one changes no membership); every other request,
-/// delivery, connection change and sync step clears it ([`Cpg::reroute`]).
+/// has happened (sending or delivering one changes no membership); every other request that
+/// decodes, delivery, connection change and sync step clears it ([`Cpg::reroute`]).
 #[derive(Debug)]
 struct Route {
     group: GroupName,

@@ -23,6 +23,7 @@
 //! IterationFinalize  handle u32                          reply: —
 //! FlowControlGet     —                                   reply: enabled u8 (0 or 1)
 //! MaxMessageSize     —                                   reply: max payload u32
+//! McastQueued        as Mcast                            reply: only on failure
 //!
 //! Deliver event  = exec Mcast   guarantee u8 | len u8 | nodeid u32 | pid u32 | name bytes | payload
 //! Confchg event                 name | count u32 | member × count
@@ -236,8 +237,8 @@ pub const DELIVER_INITIAL_TOTEM_CONF: u32 = 0x01;
 /// Bytes of an Mcast request or message before the group name.
 pub const MCAST_HEADER_LEN: usize = 12;
 
-/// Whether raw client request bytes are an Mcast request (version, then code), without
-/// decoding it: what a node checks to hold multicasts under flow control.
+/// Whether raw client request bytes are an Mcast or McastQueued request (version, then
+/// code), without decoding it: what a node checks to hold multicasts under flow control.
 pub fn is_mcast_request(request: &[u8]) -> bool {
     matches!(
         request.get(1).copied().map(RequestCode::from),
