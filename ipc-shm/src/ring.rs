@@ -14,12 +14,15 @@
 //! | offset | field | written by |
 //! | ---: | --- | --- |
 //! | 0 | `head: u64`, bytes ever published | producer |
-//! | 8 | `writer_waiting: u32`, producer sleeps until space | producer sets, consumer clears |
-//! | 128 | `tail: u64`, bytes ever consumed | consumer |
-//! | 136 | `reader_waiting: u32`, consumer sleeps until data | consumer sets, producer clears |
+//! | 128 | `writer_waiting: u32`, producer sleeps until space | producer sets, consumer clears |
+//! | 256 | `tail: u64`, bytes ever consumed | consumer |
+//! | 384 | `reader_waiting: u32`, consumer sleeps until data | consumer sets, producer clears |
 //!
-//! The two groups sit 128 bytes apart so the sides do not false-share a cache line (or the
-//! adjacent-line prefetch pair). `head` and `tail` only grow (2^64 bytes never wrap in
+//! Each field sits 128 bytes from the next, so no two share a cache line (or the
+//! adjacent-line prefetch pair): a position is written once per record (or batch) by its
+//! side, a flag only when a side goes to sleep or is woken, and each side reads the other's
+//! flag after every record, which then costs no transfer of the line the other side keeps
+//! writing. `head` and `tail` only grow (2^64 bytes never wrap in
 //! practice); a byte position maps to data offset `pos & (capacity - 1)`.
 //!
 //! ## Records
@@ -109,17 +112,21 @@ pub const fn record_len(payload_len: usize) -> Option<usize> {
 #[derive(Debug)]
 pub(crate) struct RingHeader {
     head: AtomicU64,
+    _head_pad: [u8; 120],
     writer_waiting: AtomicU32,
-    _producer_pad: [u8; 116],
+    _writer_pad: [u8; 124],
     tail: AtomicU64,
+    _tail_pad: [u8; 120],
     reader_waiting: AtomicU32,
-    _consumer_pad: [u8; 116],
+    _reader_pad: [u8; 124],
 }
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(size_of::<RingHeader>() == 256);
-    assert!(core::mem::offset_of!(RingHeader, tail) == 128);
+    assert!(size_of::<RingHeader>() == 512);
+    assert!(core::mem::offset_of!(RingHeader, writer_waiting) == 128);
+    assert!(core::mem::offset_of!(RingHeader, tail) == 256);
+    assert!(core::mem::offset_of!(RingHeader, reader_waiting) == 384);
     assert!(size_of::<RingHeader>() <= RING_HEADER_PAGE);
 };
 
@@ -129,11 +136,13 @@ impl RingHeader {
     pub(crate) fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
+            _head_pad: [0; 120],
             writer_waiting: AtomicU32::new(0),
-            _producer_pad: [0; 116],
+            _writer_pad: [0; 124],
             tail: AtomicU64::new(0),
+            _tail_pad: [0; 120],
             reader_waiting: AtomicU32::new(0),
-            _consumer_pad: [0; 116],
+            _reader_pad: [0; 124],
         }
     }
 }

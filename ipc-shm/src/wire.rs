@@ -24,7 +24,8 @@ use crate::error::ConnectError;
 /// `"TSHM"`.
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"TSHM");
 /// Bumped on any incompatible change of this message or the shared-memory layout.
-pub(crate) const VERSION: u16 = 1;
+/// 2: each ring header field on a cache line of its own.
+pub(crate) const VERSION: u16 = 2;
 /// Bytes of a welcome.
 pub(crate) const WELCOME_LEN: usize = 40;
 
@@ -142,7 +143,7 @@ mod tests {
         .encode();
         assert_eq!(
             &r[..16],
-            b"TSHM\x01\x00\x01\x00\x02\x00\x00\x00\x18\x00\x00\x00"
+            b"TSHM\x02\x00\x01\x00\x02\x00\x00\x00\x18\x00\x00\x00"
         );
         assert!(r[16..].iter().all(|&b| b == 0));
     }
@@ -161,11 +162,11 @@ mod tests {
             Welcome::decode(&bad),
             Err(ConnectError::Protocol("bad magic"))
         );
-        let mut v2 = good;
-        v2[4] = 2;
+        let mut v1 = good;
+        v1[4] = 1;
         assert!(matches!(
-            Welcome::decode(&v2),
-            Err(ConnectError::VersionMismatch { theirs: 2, .. })
+            Welcome::decode(&v1),
+            Err(ConnectError::VersionMismatch { theirs: 1, .. })
         ));
         let mut k = good;
         k[6] = 9;
