@@ -128,7 +128,9 @@ impl Cpg {
         // The Mcast request (services::cpg::wire): version, code, guarantee (set when it is
         // sent), name length, 8 reserved bytes the daemon overwrites with the sender, the
         // name; the payload follows.
-        slot[..MCAST_HEADER_LEN].copy_from_slice(&[
+        // One look at the slot for the whole head (each deref checks the mapping).
+        let head: &mut [u8] = &mut slot;
+        head[..MCAST_HEADER_LEN].copy_from_slice(&[
             WIRE_VERSION,
             RequestCode::Mcast.into(),
             Guarantee::Agreed.wire().into(),
@@ -143,7 +145,7 @@ impl Cpg {
             0,
             0,
         ]);
-        slot[MCAST_HEADER_LEN..header].copy_from_slice(name);
+        head[MCAST_HEADER_LEN..header].copy_from_slice(name);
         Ok(ZcBuffer {
             slot,
             queue: &mut self.queue,
@@ -226,8 +228,9 @@ impl ZcBuffer<'_> {
         if let Some(e) = queue.error.take() {
             return Err(e);
         }
-        slot[CODE_AT] = RequestCode::McastQueued.into();
-        slot[GUARANTEE_AT] = guarantee.wire().into();
+        let head: &mut [u8] = &mut slot;
+        head[CODE_AT] = RequestCode::McastQueued.into();
+        head[GUARANTEE_AT] = guarantee.wire().into();
         slot.commit();
         queue.count += 1;
         Ok(())
