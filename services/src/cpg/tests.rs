@@ -551,4 +551,31 @@ fn deliveries_follow_membership_changes_between_messages() {
     h.events(a);
     send(&mut h, b, b"four");
     assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (0, 1));
+    // A remote member, routed once, then gone by a delivered leave with no local request
+    // in between: its next message is not delivered.
+    let from_remote = || {
+        McastMessage {
+            guarantee: CpgGuarantee::Agreed,
+            group: g("g"),
+            sender: m(2, 30),
+            payload: Bytes::from_static(b"remote"),
+        }
+        .emit()
+    };
+    let join = ExecMessage::ProcJoin {
+        group: g("g"),
+        pid: 30,
+    };
+    h.deliver(2, join.emit());
+    h.deliver(2, from_remote());
+    assert_eq!(delivered(&mut h, b), 1);
+    let leave = ExecMessage::ProcLeave {
+        group: g("g"),
+        pid: 30,
+        reason: Reason::Leave,
+    };
+    h.deliver(2, leave.emit());
+    h.deliver(2, from_remote());
+    assert_eq!(delivered(&mut h, b), 0);
+    assert_eq!(h.cpg.stats().mcast_not_member, 1);
 }
