@@ -65,7 +65,7 @@ fn trackers(cluster: &Cluster, id: u32) -> usize {
 /// `totemctl cmap track runtime.members.` sees node 3 leave.
 #[test]
 fn three_nodes_show_the_derived_token_apply_live_writes_and_track_members() {
-    let cluster = Cluster::start_default_timers("cmap3", 3, 25471, "");
+    let cluster = Cluster::start_default_timers("cmap3", 3, 25521, "");
     for id in 1..=3 {
         assert_get(
             &cluster,
@@ -93,7 +93,7 @@ fn three_nodes_show_the_derived_token_apply_live_writes_and_track_members() {
         &cluster,
         1,
         "totem.interface.0.mcastport",
-        "totem.interface.0.mcastport (u32) = 25471",
+        "totem.interface.0.mcastport (u32) = 25521",
     );
     assert_get(
         &cluster,
@@ -250,7 +250,7 @@ fn three_nodes_show_the_derived_token_apply_live_writes_and_track_members() {
 /// iteration by prefix, and tracking with events (own writes and the daemon's).
 #[test]
 fn the_client_library_reads_writes_iterates_and_tracks() {
-    let cluster = Cluster::start("cmaplib", 1, 25481, "");
+    let cluster = Cluster::start("cmaplib", 1, 25531, "");
     let sock = cluster.socket(1);
     let mut c = Cmap::initialize_at(&sock).unwrap();
     assert_eq!(c.get_as::<u32>("runtime.config.totem.token").unwrap(), 500);

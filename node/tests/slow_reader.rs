@@ -27,7 +27,7 @@ fn a_client_that_never_reads_is_disconnected_and_others_carry_on() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("totem.conf");
     let text = format!(
-        "totem {{\n version: 2\n cluster_name: slow\n transport: udpu\n token: 500\n join: 30\n interface {{\n  mcastport: 25461\n }}\n}}\nnodelist {{\n node {{\n  ring0_addr: 127.0.0.1\n  nodeid: 1\n }}\n}}\nsystem {{\n state_dir: {}\n}}\n",
+        "totem {{\n version: 2\n cluster_name: slow\n transport: udpu\n token: 500\n join: 30\n interface {{\n  mcastport: 25541\n }}\n}}\nnodelist {{\n node {{\n  ring0_addr: 127.0.0.1\n  nodeid: 1\n }}\n}}\nsystem {{\n state_dir: {}\n}}\n",
         dir.display()
     );
     std::fs::write(&path, text).unwrap();
@@ -46,9 +46,9 @@ fn a_client_that_never_reads_is_disconnected_and_others_carry_on() {
                 let mut ring_cfg = cfg.ring.clone();
                 ring_cfg.node_id = me;
                 let ring = totem_ring::Ring::new(&ring_cfg, clock.now(), 0).unwrap();
-                let addr = core::net::SocketAddr::new(cfg.nodes[0].addr, 25461);
+                let addr = core::net::SocketAddr::new(cfg.nodes[0].addr, 25541);
                 let mut ucfg = UdpConfig::new(me, [(me, addr)].into_iter().collect());
-                ucfg.port = 25461;
+                ucfg.port = 25541;
                 let t = UdpUnicast::new(&ucfg).unwrap();
                 let opts = Options {
                     node: me,
