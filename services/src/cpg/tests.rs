@@ -513,7 +513,9 @@ fn queued_multicasts_are_answered_only_when_they_fail() {
 }
 
 /// Deliveries to one group reuse its receivers, yet follow every membership change between
-/// them: a process that joins gets the next message, one that left does not.
+/// them: a process that joins gets the next message; one that left, finalized or died does
+/// not; a remote member gone by a delivered leave is no longer a sender. Each of the
+/// route's invalidations (request, delivery, disconnect) is needed for one of these.
 #[test]
 fn deliveries_follow_membership_changes_between_messages() {
     let (mut h, a) = settled_with_member();
@@ -578,4 +580,35 @@ fn deliveries_follow_membership_changes_between_messages() {
     h.deliver(2, from_remote());
     assert_eq!(delivered(&mut h, b), 0);
     assert_eq!(h.cpg.stats().mcast_not_member, 1);
+    // A local process that finalizes gets nothing more, even from messages delivered
+    // before its own leave is.
+    let c = h.connect(3, 40);
+    assert_eq!(
+        h.call(c, &Request::Join { group: g("g") }).error,
+        CsError::Ok
+    );
+    h.loop_back();
+    send(&mut h, b, b"five");
+    assert_eq!((delivered(&mut h, b), delivered(&mut h, c)), (1, 1));
+    assert_eq!(h.call(c, &Request::Finalize).error, CsError::Ok);
+    let from_b = McastMessage {
+        guarantee: CpgGuarantee::Agreed,
+        group: g("g"),
+        sender: m(1, 20),
+        payload: Bytes::from_static(b"six"),
+    };
+    h.deliver(1, from_b.emit());
+    assert_eq!((delivered(&mut h, b), delivered(&mut h, c)), (1, 0));
+    // Likewise one whose process dies.
+    let d = h.connect(4, 50);
+    assert_eq!(
+        h.call(d, &Request::Join { group: g("g") }).error,
+        CsError::Ok
+    );
+    h.loop_back();
+    h.deliver(1, from_b.emit());
+    assert_eq!((delivered(&mut h, b), delivered(&mut h, d)), (1, 1));
+    h.cpg.on_disconnect(d, &mut h.out);
+    h.deliver(1, from_b.emit());
+    assert_eq!((delivered(&mut h, b), delivered(&mut h, d)), (1, 0));
 }
