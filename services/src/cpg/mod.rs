@@ -260,21 +260,7 @@ impl Cpg {
         // becomes the exec message without a copy or an allocation.
         let code = wire::raw_request_code(&bytes);
         let parsed = if wire::is_mcast_request(&bytes) {
-            // The head borrows the request: decide, then move the buffer on.
-            McastRequestHead::parse(&bytes)
-                .map(|head| self.may_mcast(conn, head.guarantee, head.group, bytes.len()))
-                .map(|allowed| {
-                    let result = allowed.map(|(guarantee, pid)| {
-                        let msg =
-                            wire::mcast_request_into_message(bytes, Member::new(self.node_id, pid));
-                        self.send_or_hold(Held::Mcast(msg, guarantee), out);
-                        ResponseBody::None
-                    });
-                    // A queued multicast is answered only when it fails.
-                    if code == RequestCode::Mcast || result.is_err() {
-                        answer(out, conn, code, result);
-                    }
-                })
+            self.mcast(conn, code, bytes, out)
         } else {
             Request::parse(&bytes).map(|req| self.request_parsed(conn, req, bytes, out))
         };
@@ -302,25 +288,15 @@ impl Cpg {
             }
             Request::Join { group } => self.join(conn, group, out),
             Request::Leave { group } => self.leave(conn, &group, out),
-            // Routed to `mcast` before parsing (`request`); handled alike if not.
-            Request::Mcast {
-                guarantee,
-                group,
-                payload,
-            }
-            | Request::McastQueued {
-                guarantee,
-                group,
-                payload,
-            } => {
+            // `request` hands these to `mcast` before parsing; the same path if not.
+            Request::Mcast { payload, .. } | Request::McastQueued { payload, .. } => {
                 // Let go of the payload slice first, so the request buffer is unique again
                 // and becomes the exec message in place.
                 drop(payload);
-                let result = self.mcast(conn, guarantee, group.as_bytes(), bytes, out);
-                if code == RequestCode::McastQueued && result.is_ok() {
-                    return;
+                if let Err(e) = self.mcast(conn, code, bytes, out) {
+                    answer(out, conn, code, Err(wire::decode_error_reply(e)));
                 }
-                result
+                return;
             }
             Request::MembershipGet { group } => Ok(ResponseBody::Members(self.members(&group))),
             Request::LocalGet => Ok(ResponseBody::LocalNode(self.node_id)),
@@ -425,20 +401,28 @@ impl Cpg {
         }
     }
 
-    /// Sends client `conn`'s Mcast `request` (its head already read: `guarantee`, `group`)
-    /// if it may: the request buffer becomes the exec message in place.
+    /// Client `conn`'s Mcast or McastQueued (`code`) `request`: sent if it may be (the
+    /// request buffer becomes the exec message in place) and answered, a queued one only
+    /// when it fails. `Err` only if its head does not decode (not answered here).
     fn mcast(
         &mut self,
         conn: ConnId,
-        guarantee: CpgGuarantee,
-        group: &[u8],
+        code: RequestCode,
         request: Bytes,
         out: &mut Outbox,
-    ) -> Result<ResponseBody, CsError> {
-        let (ring_guarantee, pid) = self.may_mcast(conn, guarantee, group, request.len())?;
-        let msg = wire::mcast_request_into_message(request, Member::new(self.node_id, pid));
-        self.send_or_hold(Held::Mcast(msg, ring_guarantee), out);
-        Ok(ResponseBody::None)
+    ) -> crate::wire::Result<()> {
+        // The head borrows the request: decide first, then move the buffer on.
+        let allowed = McastRequestHead::parse(&request)
+            .map(|head| self.may_mcast(conn, head.guarantee, head.group, request.len()))?;
+        let result = allowed.map(|(guarantee, pid)| {
+            let msg = wire::mcast_request_into_message(request, Member::new(self.node_id, pid));
+            self.send_or_hold(Held::Mcast(msg, guarantee), out);
+            ResponseBody::None
+        });
+        if code == RequestCode::Mcast || result.is_err() {
+            answer(out, conn, code, result);
+        }
+        Ok(())
     }
 
     /// Whether `conn` may multicast a `len`-byte request to `group`: the ring's guarantee

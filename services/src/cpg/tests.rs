@@ -25,6 +25,17 @@ fn m(node: u32, pid: u32) -> Member {
     Member::new(NodeId(node), pid)
 }
 
+/// An exec Mcast message to "g" from `(node, pid)`.
+fn mcast_from(node: u32, pid: u32, payload: &'static [u8]) -> Bytes {
+    McastMessage {
+        guarantee: CpgGuarantee::Agreed,
+        group: g("g"),
+        sender: m(node, pid),
+        payload: Bytes::from_static(payload),
+    }
+    .emit()
+}
+
 struct Harness {
     cpg: Cpg,
     out: Outbox,
@@ -360,15 +371,7 @@ fn iterations_are_bounded_per_connection() {
 #[test]
 fn forged_and_non_member_messages_are_dropped() {
     let (mut h, conn) = settled_with_member();
-    let msg = |node, pid| {
-        McastMessage {
-            guarantee: CpgGuarantee::Agreed,
-            group: g("g"),
-            sender: m(node, pid),
-            payload: Bytes::from_static(b"x"),
-        }
-        .emit()
-    };
+    let msg = |node, pid| mcast_from(node, pid, b"x");
     // Claims another node.
     h.deliver(2, msg(3, 5));
     assert_eq!(h.cpg.stats().bad_messages, 1);
@@ -528,6 +531,13 @@ fn deliveries_follow_membership_changes_between_messages() {
         assert_eq!(h.call(conn, &req).error, CsError::Ok);
         h.loop_back();
     };
+    let join = |h: &mut Harness, conn| {
+        assert_eq!(
+            h.call(conn, &Request::Join { group: g("g") }).error,
+            CsError::Ok
+        );
+        h.loop_back();
+    };
     let delivered = |h: &mut Harness, conn| {
         h.events(conn)
             .into_iter()
@@ -538,11 +548,7 @@ fn deliveries_follow_membership_changes_between_messages() {
     send(&mut h, a, b"two");
     assert_eq!(delivered(&mut h, a), 2);
     let b = h.connect(2, 20);
-    assert_eq!(
-        h.call(b, &Request::Join { group: g("g") }).error,
-        CsError::Ok
-    );
-    h.loop_back();
+    join(&mut h, b);
     send(&mut h, a, b"three");
     assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (1, 1));
     assert_eq!(
@@ -555,20 +561,12 @@ fn deliveries_follow_membership_changes_between_messages() {
     assert_eq!((delivered(&mut h, a), delivered(&mut h, b)), (0, 1));
     // A remote member, routed once, then gone by a delivered leave with no local request
     // in between: its next message is not delivered.
-    let from_remote = || {
-        McastMessage {
-            guarantee: CpgGuarantee::Agreed,
-            group: g("g"),
-            sender: m(2, 30),
-            payload: Bytes::from_static(b"remote"),
-        }
-        .emit()
-    };
-    let join = ExecMessage::ProcJoin {
+    let from_remote = || mcast_from(2, 30, b"remote");
+    let remote_join = ExecMessage::ProcJoin {
         group: g("g"),
         pid: 30,
     };
-    h.deliver(2, join.emit());
+    h.deliver(2, remote_join.emit());
     h.deliver(2, from_remote());
     assert_eq!(delivered(&mut h, b), 1);
     let leave = ExecMessage::ProcLeave {
@@ -583,32 +581,19 @@ fn deliveries_follow_membership_changes_between_messages() {
     // A local process that finalizes gets nothing more, even from messages delivered
     // before its own leave is.
     let c = h.connect(3, 40);
-    assert_eq!(
-        h.call(c, &Request::Join { group: g("g") }).error,
-        CsError::Ok
-    );
-    h.loop_back();
+    join(&mut h, c);
     send(&mut h, b, b"five");
     assert_eq!((delivered(&mut h, b), delivered(&mut h, c)), (1, 1));
     assert_eq!(h.call(c, &Request::Finalize).error, CsError::Ok);
-    let from_b = McastMessage {
-        guarantee: CpgGuarantee::Agreed,
-        group: g("g"),
-        sender: m(1, 20),
-        payload: Bytes::from_static(b"six"),
-    };
-    h.deliver(1, from_b.emit());
+    let from_b = mcast_from(1, 20, b"six");
+    h.deliver(1, from_b.clone());
     assert_eq!((delivered(&mut h, b), delivered(&mut h, c)), (1, 0));
     // Likewise one whose process dies.
     let d = h.connect(4, 50);
-    assert_eq!(
-        h.call(d, &Request::Join { group: g("g") }).error,
-        CsError::Ok
-    );
-    h.loop_back();
-    h.deliver(1, from_b.emit());
+    join(&mut h, d);
+    h.deliver(1, from_b.clone());
     assert_eq!((delivered(&mut h, b), delivered(&mut h, d)), (1, 1));
     h.cpg.on_disconnect(d, &mut h.out);
-    h.deliver(1, from_b.emit());
+    h.deliver(1, from_b);
     assert_eq!((delivered(&mut h, b), delivered(&mut h, d)), (1, 0));
 }
