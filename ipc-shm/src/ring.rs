@@ -198,18 +198,6 @@ fn copy_in<M: RingMemory>(mem: &M, pos: u64, src: &[u8]) {
     }
 }
 
-/// Copy out of the ring at byte position `pos` into `dst`, wrapping; `dst.len() <= capacity`.
-fn copy_out<M: RingMemory>(mem: &M, pos: u64, dst: &mut [u8]) {
-    let cap = mem.capacity();
-    let off = (pos & (cap as u64 - 1)) as usize;
-    let first = dst.len().min(cap - off);
-    let (a, b) = dst.split_at_mut(first);
-    mem.read(off, a);
-    if !b.is_empty() {
-        mem.read(0, b);
-    }
-}
-
 /// Write the first `r.len()` bytes of `payload` into the reserved record `r` (wrapping): a
 /// reservation filled from a private buffer rather than in place.
 pub(crate) fn write_payload<M: RingMemory>(mem: &M, r: &Reservation, payload: &[u8]) {
@@ -484,7 +472,9 @@ impl<M: RingMemory> Consumer<M> {
         }
         let available = head - self.tail;
         let mut header = [0u8; RECORD_HEADER_LEN];
-        copy_out(&self.mem, self.tail, &mut header);
+        // Records start 8-aligned in a data area of a multiple of 8: a header never wraps.
+        let cap = self.mem.capacity() as u64;
+        self.mem.read((self.tail & (cap - 1)) as usize, &mut header);
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let seq = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if seq != self.seq {

@@ -118,7 +118,8 @@ pub(crate) fn file_size(fd: &OwnedFd) -> Result<u64, OsError> {
     })
 }
 
-/// A `MAP_SHARED` read-write mapping of a whole memfd; unmapped on drop.
+/// A mapping owned by this value, unmapped on drop: a `MAP_SHARED` read-write mapping of a
+/// whole memfd ([`Mapping::new`]), or a [`Mirror`]'s reservation.
 #[derive(Debug)]
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
@@ -169,8 +170,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned; every ShmRing holds an Arc to this
-        // mapping, so no view outlives it.
+        // SAFETY: ptr/len are exactly what mmap returned (for a Mirror, its whole
+        // reservation, both views inside it); every ShmRing holds an Arc to this mapping or
+        // its Mirror, so no view outlives it.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
@@ -178,19 +180,10 @@ impl Drop for Mapping {
 }
 
 /// A ring's data area mapped twice, back to back: `[base, base + cap)` and `[base + cap,
-/// base + 2 cap)` are the same `MAP_SHARED` pages of the memfd. Unmapped on drop.
+/// base + 2 cap)` are the same `MAP_SHARED` pages of the memfd. The [`Mapping`] is the
+/// whole reservation (twice the capacity, both views inside it): unmapped on drop.
 #[derive(Debug)]
-pub(crate) struct Mirror {
-    ptr: NonNull<u8>,
-    /// Bytes of address space: twice the capacity.
-    len: usize,
-}
-
-// SAFETY: as for Mapping: plain shared memory owned by this value, accessed only through
-// raw-pointer copies and the reservation protocol of the ring.
-unsafe impl Send for Mirror {}
-// SAFETY: as above.
-unsafe impl Sync for Mirror {}
+pub(crate) struct Mirror(Mapping);
 
 /// The kernel's page size.
 fn page_size() -> usize {
@@ -240,7 +233,7 @@ impl Mirror {
             });
         };
         // From here on, dropping `mirror` unmaps the whole reservation (views included).
-        let mirror = Self { ptr, len };
+        let mirror = Self(Mapping { ptr, len });
         for half in 0..2 {
             // SAFETY: `half * cap < len`, so the address is inside our reservation.
             let at = unsafe { ptr.as_ptr().add(half * cap) };
@@ -268,16 +261,6 @@ impl Mirror {
             }
         }
         Ok(Some(mirror))
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are the reservation made in `new` (both views lie inside it); every
-        // ShmRing using it holds an Arc to this value, so no view outlives it.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
     }
 }
 
@@ -330,7 +313,7 @@ impl ShmRing {
     /// The same ring with its data read and written through `mirror`, which must map this
     /// ring's data area (see [`Rings::map_mirrored`]).
     fn with_mirror(mut self, mirror: Mirror) -> Self {
-        self.data = mirror.ptr;
+        self.data = mirror.0.ptr;
         self._mirror = Some(Arc::new(mirror));
         self
     }
